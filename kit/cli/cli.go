@@ -1,0 +1,116 @@
+// Package cli is what every service binary's main shares: the common flags
+// (bound to SWITCHBOARD_* variables), the logger, the NATS connection, the
+// metrics listener and the signal handling.
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/switchboard-chat/switchboard/kit/conf"
+	"github.com/switchboard-chat/switchboard/kit/natsx"
+	"github.com/switchboard-chat/switchboard/kit/obs"
+)
+
+// Common holds the flags every service binary takes.
+type Common struct {
+	NatsURL       string
+	NatsCreds     string
+	MetricsListen string
+	Replicas      int
+	LogLevel      string
+}
+
+// Register adds the common flags to fs.
+func (c *Common) Register(fs *flag.FlagSet) {
+	fs.StringVar(&c.NatsURL, "nats-url", "", "NATS servers to use (comma-separated); required for a service binary")
+	fs.StringVar(&c.NatsCreds, "nats-creds", "", "NATS credentials file")
+	fs.StringVar(&c.MetricsListen, "metrics-listen", "127.0.0.1:0", "Prometheus /metrics, /healthz and /readyz listener (port 0: off)")
+	fs.IntVar(&c.Replicas, "replicas", 1, "replicas of JetStream streams and buckets")
+	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
+}
+
+// Env is what Main hands a service: a connection and somewhere to report.
+type Env struct {
+	Log      *slog.Logger
+	NC       *nats.Conn
+	Registry *prometheus.Registry
+	Common   Common
+}
+
+// Main parses flags and env, connects to NATS, runs start, serves metrics,
+// and on SIGINT or SIGTERM calls the returned stop and drains NATS.
+func Main(name string, fs *flag.FlagSet, common *Common, start func(ctx context.Context, env Env) (stop func(context.Context) error, err error)) {
+	if err := conf.Parse(fs, os.Args[1:], nil); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	log := obs.NewLogger(os.Stderr, common.LogLevel).With("service", name)
+	if err := run(name, common, log, start); err != nil {
+		log.Error("exiting", "err", err)
+		os.Exit(1)
+	}
+}
+
+func run(name string, common *Common, log *slog.Logger, start func(context.Context, Env) (func(context.Context) error, error)) error {
+	if common.NatsURL == "" {
+		return errors.New("SWITCHBOARD_NATS_URL (-nats-url) is required; the standalone binary embeds NATS")
+	}
+	ctx, cancel := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer cancel()
+	nc, err := natsx.Connect(natsx.ConnConfig{URL: common.NatsURL, Creds: common.NatsCreds, Name: name, Logger: log})
+	if err != nil {
+		return err
+	}
+	reg := obs.NewRegistry()
+	stop, err := start(ctx, Env{Log: log, NC: nc, Registry: reg, Common: *common})
+	if err != nil {
+		nc.Close()
+		return err
+	}
+	ready := func() error {
+		if !nc.IsConnected() {
+			return errors.New("nats not connected")
+		}
+		return nil
+	}
+	ms, err := obs.Serve(common.MetricsListen, obs.Mux(reg, ready), log)
+	if err != nil {
+		return err
+	}
+	log.Info("started")
+	<-ctx.Done()
+	log.Info("stopping")
+	sctx, scancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer scancel()
+	if err := stop(sctx); err != nil {
+		log.Warn("stop", "err", err)
+	}
+	_ = ms.Shutdown(sctx)
+	return drain(nc, 10*time.Second)
+}
+
+// drain drains nc and waits for it to close.
+func drain(nc *nats.Conn, timeout time.Duration) error {
+	closed := make(chan struct{})
+	nc.SetClosedHandler(func(*nats.Conn) { close(closed) })
+	if err := nc.Drain(); err != nil {
+		return err
+	}
+	select {
+	case <-closed:
+		return nil
+	case <-time.After(timeout):
+		return errors.New("nats drain timed out")
+	}
+}

@@ -1,0 +1,67 @@
+package natsx
+
+import (
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+)
+
+// ConnConfig says how a service reaches NATS.
+type ConnConfig struct {
+	// URL lists the servers, comma-separated. Ignored when Server is set.
+	URL string
+	// Creds is a credentials file; empty for none.
+	Creds string
+	// Server is an embedded server to connect to in-process.
+	Server *server.Server
+	// Name is the connection name servers show (the service name).
+	Name string
+	// Logger gets reconnects and asynchronous errors. Default slog.Default().
+	Logger *slog.Logger
+}
+
+// Connect connects with reconnects forever: a service never gives up on its
+// NATS, it waits for it.
+func Connect(cfg ConnConfig) (*nats.Conn, error) {
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	opts := []nats.Option{
+		nats.Name(cfg.Name),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(250 * time.Millisecond),
+		nats.PingInterval(20 * time.Second),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			if err != nil {
+				log.Warn("nats disconnected", "err", err)
+			}
+		}),
+		nats.ReconnectHandler(func(nc *nats.Conn) {
+			log.Info("nats reconnected", "server", nc.ConnectedUrlRedacted())
+		}),
+		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
+			subject := ""
+			if sub != nil {
+				subject = sub.Subject
+			}
+			log.Warn("nats async error", "err", err, "subject", subject)
+		}),
+	}
+	if cfg.Creds != "" {
+		opts = append(opts, nats.UserCredentials(cfg.Creds))
+	}
+	url := cfg.URL
+	if cfg.Server != nil {
+		opts = append(opts, nats.InProcessServer(cfg.Server))
+		url = cfg.Server.ClientURL()
+	}
+	nc, err := nats.Connect(url, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("connect to nats: %w", err)
+	}
+	return nc, nil
+}

@@ -1,0 +1,96 @@
+package natsx
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+
+	"github.com/nats-io/nats.go"
+)
+
+// StoredMsg is one message read from a stream.
+type StoredMsg struct {
+	Subject string
+	Seq     uint64
+	Header  nats.Header
+	Data    []byte
+}
+
+// Batch is the result of a batched direct get.
+type Batch struct {
+	Msgs []StoredMsg
+	// Pending is how many matching messages the stream holds after the last
+	// one returned (from the server's end-of-batch marker).
+	Pending uint64
+}
+
+type directReq struct {
+	Seq       uint64   `json:"seq,omitempty"`
+	NextFor   string   `json:"next_by_subj,omitempty"`
+	Batch     int      `json:"batch,omitempty"`
+	MultiLast []string `json:"multi_last,omitempty"`
+	UpToSeq   uint64   `json:"up_to_seq,omitempty"`
+}
+
+// ErrDirect is a failed direct get (not "no messages", which is an empty
+// batch).
+var ErrDirect = errors.New("direct get failed")
+
+// GetBatch reads up to n messages on subject from stream, starting at seq
+// (inclusive), in one request. The stream needs AllowDirect.
+func GetBatch(ctx context.Context, nc *nats.Conn, stream, subject string, seq uint64, n int) (Batch, error) {
+	if seq == 0 {
+		seq = 1
+	}
+	return directGet(ctx, nc, stream, directReq{Seq: seq, NextFor: subject, Batch: n})
+}
+
+// MultiLast reads the newest message of each subject (wildcards allowed) in
+// one request; upToSeq bounds the search when not 0. At most 1024 results.
+func MultiLast(ctx context.Context, nc *nats.Conn, stream string, subjects []string, upToSeq uint64) (Batch, error) {
+	if len(subjects) == 0 {
+		return Batch{}, nil
+	}
+	return directGet(ctx, nc, stream, directReq{MultiLast: subjects, UpToSeq: upToSeq})
+}
+
+func directGet(ctx context.Context, nc *nats.Conn, stream string, req directReq) (Batch, error) {
+	body, err := json.Marshal(req)
+	if err != nil {
+		return Batch{}, err
+	}
+	inbox := nc.NewInbox()
+	sub, err := nc.SubscribeSync(inbox)
+	if err != nil {
+		return Batch{}, err
+	}
+	defer sub.Unsubscribe()
+	if err := nc.PublishRequest("$JS.API.DIRECT.GET."+stream, inbox, body); err != nil {
+		return Batch{}, err
+	}
+	var b Batch
+	for {
+		m, err := sub.NextMsgWithContext(ctx)
+		if err != nil {
+			return Batch{}, fmt.Errorf("%w: %v", ErrDirect, err)
+		}
+		if status := m.Header.Get("Status"); status != "" {
+			switch status {
+			case "204": // end of batch
+				b.Pending, _ = strconv.ParseUint(m.Header.Get("Nats-Num-Pending"), 10, 64)
+				return b, nil
+			case "404": // nothing matched
+				return b, nil
+			default:
+				return Batch{}, fmt.Errorf("%w: %s %s", ErrDirect, status, m.Header.Get("Description"))
+			}
+		}
+		seq, err := strconv.ParseUint(m.Header.Get("Nats-Sequence"), 10, 64)
+		if err != nil {
+			return Batch{}, fmt.Errorf("%w: bad sequence header", ErrDirect)
+		}
+		b.Msgs = append(b.Msgs, StoredMsg{Subject: m.Header.Get("Nats-Subject"), Seq: seq, Header: m.Header, Data: m.Data})
+	}
+}

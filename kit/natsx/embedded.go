@@ -1,0 +1,87 @@
+// Package natsx holds what every service does with NATS: start an embedded
+// server, connect, set up JetStream state, and read streams through the
+// direct get API in batches.
+package natsx
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+)
+
+// EmbeddedConfig configures an in-process nats-server with JetStream. Its
+// zero value listens on a random loopback port with the store under ./data.
+type EmbeddedConfig struct {
+	// Dir is the JetStream store directory. Default "./data".
+	Dir string
+	// Listen is the client listener, host:port. Default "127.0.0.1:-1"
+	// (a random port). "" with NoListen keeps the server in-process only.
+	Listen string
+	// ServerName names the server (useful in a cluster). Default random.
+	ServerName string
+	// ConfigString is extra configuration in nats-server syntax (accounts,
+	// permissions, cluster), applied before the fields above.
+	ConfigString string
+	// Logs makes the server log to stderr.
+	Logs bool
+}
+
+// StartEmbedded starts a nats-server with JetStream and waits until it
+// accepts connections.
+func StartEmbedded(cfg EmbeddedConfig) (*server.Server, error) {
+	opts := &server.Options{}
+	if cfg.ConfigString != "" {
+		if err := opts.ProcessConfigString(cfg.ConfigString); err != nil {
+			return nil, fmt.Errorf("embedded nats config: %w", err)
+		}
+	}
+	opts.JetStream = true
+	opts.StoreDir = cfg.Dir
+	if opts.StoreDir == "" {
+		opts.StoreDir = "./data"
+	}
+	host, port, err := splitListen(cfg.Listen)
+	if err != nil {
+		return nil, err
+	}
+	opts.Host, opts.Port = host, port
+	opts.NoSigs = true
+	if cfg.ServerName != "" {
+		opts.ServerName = cfg.ServerName
+	}
+	ns, err := server.NewServer(opts)
+	if err != nil {
+		return nil, fmt.Errorf("embedded nats: %w", err)
+	}
+	if cfg.Logs {
+		ns.ConfigureLogger()
+	}
+	go ns.Start()
+	if !ns.ReadyForConnections(10 * time.Second) {
+		ns.Shutdown()
+		return nil, errors.New("embedded nats: not ready within 10s")
+	}
+	return ns, nil
+}
+
+func splitListen(listen string) (string, int, error) {
+	if listen == "" {
+		return "127.0.0.1", -1, nil
+	}
+	host, p, err := net.SplitHostPort(listen)
+	if err != nil {
+		return "", 0, fmt.Errorf("embedded nats listen %q: %w", listen, err)
+	}
+	port, err := strconv.Atoi(p)
+	if err != nil {
+		return "", 0, fmt.Errorf("embedded nats listen %q: bad port", listen)
+	}
+	if port == 0 {
+		port = -1
+	}
+	return host, port, nil
+}

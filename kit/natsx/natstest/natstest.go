@@ -1,0 +1,37 @@
+// Package natstest starts real nats-servers with JetStream for tests: one
+// embedded server on t.TempDir(), shut down by t.Cleanup.
+package natstest
+
+import (
+	"testing"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+
+	"github.com/switchboard-chat/switchboard/kit/natsx"
+)
+
+// Server starts an embedded nats-server with JetStream on a random port.
+func Server(t testing.TB) *server.Server {
+	t.Helper()
+	ns, err := natsx.StartEmbedded(natsx.EmbeddedConfig{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ns.Shutdown()
+		ns.WaitForShutdown()
+	})
+	return ns
+}
+
+// Conn connects to ns over TCP, closed by t.Cleanup.
+func Conn(t testing.TB, ns *server.Server) *nats.Conn {
+	t.Helper()
+	nc, err := natsx.Connect(natsx.ConnConfig{URL: ns.ClientURL(), Name: t.Name()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	return nc
+}

@@ -1,0 +1,126 @@
+// Package names holds every NATS subject, stream and bucket name of
+// Switchboard's internal contract, so that no handler builds one by hand.
+//
+// Ids (orgs, users, conversations, connections) match the PROTOCOL.md id
+// pattern ^[A-Za-z0-9_-]{1,64}$ before they reach these functions, so each is
+// exactly one safe subject token.
+package names
+
+import "strings"
+
+// Services, which are also the queue groups their instances share.
+const (
+	Messaging = "messaging"
+	Presence  = "presence"
+	RateLimit = "ratelimit"
+)
+
+// Messaging actions: the last token of chat.cmd.messaging.<org>.<action>.
+const (
+	ActionCreate    = "create"
+	ActionAdd       = "add"
+	ActionRemove    = "remove"
+	ActionList      = "list"
+	ActionJoin      = "join"
+	ActionHistory   = "history"
+	ActionSend      = "send"
+	ActionEdit      = "edit"
+	ActionDelete    = "delete"
+	ActionTyping    = "typing"
+	ActionDelivered = "delivered"
+	ActionRead      = "read"
+)
+
+// JetStream state, with the names operators look for.
+const (
+	StreamEvents        = "CHAT_EVENTS"
+	BucketConversations = "chat_conversations"
+	BucketMemberships   = "chat_memberships"
+	BucketMessages      = "chat_messages"
+	BucketReceipts      = "chat_receipts"
+	BucketPresence      = "chat_presence"
+	BucketRateLimit     = "chat_ratelimit"
+)
+
+// StoreSubjects is the subject filter of the CHAT_EVENTS stream.
+const StoreSubjects = "chat.store.>"
+
+// Command is the subject of a command to service (Messaging, Presence or
+// RateLimit) for org: chat.cmd.<service>.<org>.<action>.
+func Command(service, org, action string) string {
+	return join("chat.cmd", service, org, action)
+}
+
+// CommandWildcard is the subject a service endpoint subscribes to for one
+// action of every org: chat.cmd.<service>.*.<action>.
+func CommandWildcard(service, action string) string {
+	return join("chat.cmd", service, "*", action)
+}
+
+// CommandOrg returns the <org> token of a command subject, or "" when the
+// subject is not chat.cmd.<service>.<org>.<action>.
+func CommandOrg(subject string) string {
+	parts := strings.Split(subject, ".")
+	if len(parts) != 5 || parts[0] != "chat" || parts[1] != "cmd" {
+		return ""
+	}
+	return parts[3]
+}
+
+// ConvEvents is the subject of a conversation's live events.
+func ConvEvents(org, conv string) string { return join("chat.evt.conv", org, conv) }
+
+// PresenceEvents is the subject of one user's status changes.
+func PresenceEvents(org, user string) string { return join("chat.evt.presence", org, user) }
+
+// UserEvents is the subject of events for every connection of one user.
+func UserEvents(org, user string) string { return join("chat.evt.user", org, user) }
+
+// Store is the CHAT_EVENTS subject that holds a conversation's durable events.
+func Store(org, conv string) string { return join("chat.store", org, conv) }
+
+// ConversationKey is the chat_conversations key of a conversation.
+func ConversationKey(org, conv string) string { return org + "." + conv }
+
+// MembershipKey is the chat_memberships key saying that user is a
+// participant of conv; MembershipPrefix(org, user)+"*" lists them.
+func MembershipKey(org, user, conv string) string { return org + "." + user + "." + conv }
+
+// MembershipFilter matches every chat_memberships key of one user.
+func MembershipFilter(org, user string) string { return org + "." + user + ".*" }
+
+// MessageKey is the chat_messages key of one message.
+func MessageKey(org, conv, msg string) string { return org + "." + conv + "." + msg }
+
+// ReceiptKey is the chat_receipts key of one participant's markers.
+func ReceiptKey(org, conv, user string) string { return org + "." + conv + "." + user }
+
+// PresenceKey is the chat_presence key of one live connection.
+func PresenceKey(org, user, conn string) string { return org + "." + user + "." + conn }
+
+// RateLimitKey is the chat_ratelimit key of one user's bucket for a command;
+// the command's ':' becomes '_' so that the key stays a valid KV key.
+func RateLimitKey(org, user, command string) string {
+	return org + "." + user + "." + strings.ReplaceAll(command, ":", "_")
+}
+
+// KVSubject is the stream subject behind a KV key ($KV.<bucket>.<key>).
+func KVSubject(bucket, key string) string { return "$KV." + bucket + "." + key }
+
+// KVStream is the stream behind a KV bucket.
+func KVStream(bucket string) string { return "KV_" + bucket }
+
+func join(prefix string, tokens ...string) string {
+	n := len(prefix)
+	for _, t := range tokens {
+		n += 1 + len(t)
+	}
+	var b strings.Builder
+	b.Grow(n)
+	b.WriteString(prefix)
+	for _, t := range tokens {
+		b.WriteByte('.')
+		b.WriteString(t)
+	}
+	return b.String()
+}

@@ -1,0 +1,33 @@
+// Command messaging runs messaging service instances against a NATS cluster.
+// Any number of instances share the work through the queue group.
+package main
+
+import (
+	"context"
+	"flag"
+	"time"
+
+	"github.com/switchboard-chat/switchboard/kit/cli"
+	"github.com/switchboard-chat/switchboard/services/messaging"
+)
+
+func main() {
+	fs := flag.NewFlagSet("messaging", flag.ExitOnError)
+	var common cli.Common
+	common.Register(fs)
+	retention := fs.Duration("retention", 7*24*time.Hour, "how long conversation events are kept")
+	maxContent := fs.Int("max-content-bytes", 4096, "largest message content in bytes")
+	cli.Main("messaging", fs, &common, func(ctx context.Context, env cli.Env) (func(context.Context) error, error) {
+		s, err := messaging.New(ctx, env.NC, messaging.Config{
+			Replicas:        env.Common.Replicas,
+			Retention:       *retention,
+			MaxContentBytes: *maxContent,
+			Registerer:      env.Registry,
+			Logger:          env.Log,
+		})
+		if err != nil {
+			return nil, err
+		}
+		return s.Stop, nil
+	})
+}

@@ -1,0 +1,224 @@
+package messaging
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/switchboard-chat/switchboard/kit/errs"
+	"github.com/switchboard-chat/switchboard/kit/ids"
+	"github.com/switchboard-chat/switchboard/kit/natsx"
+	"github.com/switchboard-chat/switchboard/proto/chatv1"
+	"github.com/switchboard-chat/switchboard/proto/names"
+)
+
+// memberConv loads a conversation the principal may act in.
+func (s *Service) memberConv(ctx context.Context, p *chatv1.Principal, conv string) (*chatv1.Conversation, error) {
+	c, _, err := s.getConv(ctx, p.Org, conv)
+	if err != nil {
+		return nil, err
+	}
+	if !isParticipant(c, p) {
+		return nil, errNotParticipant
+	}
+	return c, nil
+}
+
+func (s *Service) send(ctx context.Context, req *chatv1.SendRequest) (*chatv1.SendResponse, error) {
+	p := req.Principal
+	var f fields
+	f.id("conversationId", req.ConversationId)
+	s.checkContent(&f, req.Content)
+	checkClientMsgID(&f, req.ClientMsgId)
+	if err := f.err(); err != nil {
+		return nil, err
+	}
+	if _, err := s.memberConv(ctx, p, req.ConversationId); err != nil {
+		return nil, err
+	}
+	msg := &chatv1.MessageNew{
+		MessageId:   ids.New(),
+		SenderId:    p.User,
+		Content:     req.Content,
+		ClientMsgId: req.ClientMsgId,
+		CreatedAtMs: s.cfg.Now().UnixMilli(),
+	}
+	ev := &chatv1.Event{ConversationId: req.ConversationId, Body: &chatv1.Event_MessageNew{MessageNew: msg}}
+	res, err := s.appendEvent(ctx, p.Org, req.ConversationId, ev, dedupeID(p.Org, req.ConversationId, p.User, req.ClientMsgId))
+	if err != nil {
+		return nil, err
+	}
+	if res.duplicate {
+		return s.resend(ctx, p.Org, req.ConversationId, res.seq)
+	}
+	if err := s.putMessageState(ctx, p.Org, req.ConversationId, msg.MessageId, &chatv1.MessageState{Seq: res.seq, SenderId: p.User}, 0); err != nil {
+		return nil, err
+	}
+	return &chatv1.SendResponse{MessageId: msg.MessageId, Seq: res.seq, CreatedAtMs: msg.CreatedAtMs}, nil
+}
+
+// resend answers a duplicate send with the original ack, and publishes the
+// original event again in case its first live publish was lost (edges drop
+// a seq they delivered already).
+func (s *Service) resend(ctx context.Context, org, conv string, seq uint64) (*chatv1.SendResponse, error) {
+	ev, err := s.eventAt(ctx, org, conv, seq)
+	if err != nil {
+		return nil, err
+	}
+	m := ev.GetMessageNew()
+	if m == nil {
+		return nil, fmt.Errorf("duplicate of seq %d is not a message", seq)
+	}
+	// The first attempt may have stopped before recording the message.
+	st := &chatv1.MessageState{Seq: seq, SenderId: m.SenderId}
+	if err := s.putMessageState(ctx, org, conv, m.MessageId, st, 0); err != nil && !natsx.IsWrongLastSequence(err) {
+		return nil, err
+	}
+	s.publishLive(org, conv, ev)
+	return &chatv1.SendResponse{MessageId: m.MessageId, Seq: seq, CreatedAtMs: m.CreatedAtMs, Duplicate: true}, nil
+}
+
+// putMessageState creates (rev 0) or updates (rev > 0) a message's state.
+func (s *Service) putMessageState(ctx context.Context, org, conv, msgID string, st *chatv1.MessageState, rev uint64) error {
+	data, err := proto.Marshal(st)
+	if err != nil {
+		return err
+	}
+	key := names.MessageKey(org, conv, msgID)
+	if rev == 0 {
+		_, err = s.messages.Create(ctx, key, data)
+	} else {
+		_, err = s.messages.Update(ctx, key, data, rev)
+	}
+	return err
+}
+
+// ownMessage loads a live message of the conversation that the principal
+// sent: another's is forbidden, a deleted or unknown one not_found.
+func (s *Service) ownMessage(ctx context.Context, p *chatv1.Principal, conv, msgID string) (*chatv1.MessageState, uint64, error) {
+	e, err := s.messages.Get(ctx, names.MessageKey(p.Org, conv, msgID))
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return nil, 0, errs.NotFound("message")
+	}
+	if err != nil {
+		return nil, 0, fmt.Errorf("get message: %w", err)
+	}
+	st := &chatv1.MessageState{}
+	if err := proto.Unmarshal(e.Value(), st); err != nil {
+		return nil, 0, fmt.Errorf("decode message state: %w", err)
+	}
+	if st.Deleted {
+		return nil, 0, errs.NotFound("message")
+	}
+	if st.SenderId != p.User {
+		return nil, 0, errs.Forbidden("only the sender may change a message")
+	}
+	return st, e.Revision(), nil
+}
+
+func (s *Service) edit(ctx context.Context, req *chatv1.EditRequest) (*chatv1.EditResponse, error) {
+	p := req.Principal
+	var f fields
+	f.id("conversationId", req.ConversationId)
+	f.id("messageId", req.MessageId)
+	s.checkContent(&f, req.Content)
+	if err := f.err(); err != nil {
+		return nil, err
+	}
+	if _, err := s.memberConv(ctx, p, req.ConversationId); err != nil {
+		return nil, err
+	}
+	if _, _, err := s.ownMessage(ctx, p, req.ConversationId, req.MessageId); err != nil {
+		return nil, err
+	}
+	at := s.cfg.Now().UnixMilli()
+	ev := &chatv1.Event{ConversationId: req.ConversationId, Body: &chatv1.Event_MessageEdited{MessageEdited: &chatv1.MessageEdited{
+		MessageId: req.MessageId, SenderId: p.User, Content: req.Content, EditedAtMs: at,
+	}}}
+	res, err := s.appendEvent(ctx, p.Org, req.ConversationId, ev, "")
+	if err != nil {
+		return nil, err
+	}
+	return &chatv1.EditResponse{Seq: res.seq, EditedAtMs: at}, nil
+}
+
+func (s *Service) delete(ctx context.Context, req *chatv1.DeleteRequest) (*chatv1.DeleteResponse, error) {
+	p := req.Principal
+	var f fields
+	f.id("conversationId", req.ConversationId)
+	f.id("messageId", req.MessageId)
+	if err := f.err(); err != nil {
+		return nil, err
+	}
+	if _, err := s.memberConv(ctx, p, req.ConversationId); err != nil {
+		return nil, err
+	}
+	st, rev, err := s.ownMessage(ctx, p, req.ConversationId, req.MessageId)
+	if err != nil {
+		return nil, err
+	}
+	at := s.cfg.Now().UnixMilli()
+	ev := &chatv1.Event{ConversationId: req.ConversationId, Body: &chatv1.Event_MessageDeleted{MessageDeleted: &chatv1.MessageDeleted{
+		MessageId: req.MessageId, SenderId: p.User, DeletedAtMs: at,
+	}}}
+	res, err := s.appendEvent(ctx, p.Org, req.ConversationId, ev, "")
+	if err != nil {
+		return nil, err
+	}
+	// Marked after the event is stored: a failure here leaves a message that
+	// can be deleted again, never a deletion without its event.
+	st.Deleted = true
+	if err := s.putMessageState(ctx, p.Org, req.ConversationId, req.MessageId, st, rev); err != nil {
+		if natsx.IsWrongLastSequence(err) {
+			return nil, errs.NotFound("message")
+		}
+		return nil, err
+	}
+	return &chatv1.DeleteResponse{Seq: res.seq, DeletedAtMs: at}, nil
+}
+
+func (s *Service) history(ctx context.Context, req *chatv1.HistoryRequest) (*chatv1.HistoryResponse, error) {
+	p := req.Principal
+	var f fields
+	f.id("conversationId", req.ConversationId)
+	n := page(&f, req.Limit)
+	if req.BeforeSeq > 0 && req.AfterSeq >= req.BeforeSeq {
+		f.add("afterSeq", "must be less than beforeSeq")
+	}
+	if err := f.err(); err != nil {
+		return nil, err
+	}
+	if _, err := s.memberConv(ctx, p, req.ConversationId); err != nil {
+		return nil, err
+	}
+	var resp chatv1.HistoryResponse
+	if req.AfterSeq > 0 {
+		events, _, err := s.eventsAfter(ctx, p.Org, req.ConversationId, req.AfterSeq, n+1)
+		if err != nil {
+			return nil, err
+		}
+		if req.BeforeSeq > 0 {
+			for i, ev := range events {
+				if ev.Seq >= req.BeforeSeq {
+					events = events[:i]
+					break
+				}
+			}
+		}
+		resp.HasMore = len(events) > n
+		resp.Events = events[:min(len(events), n)]
+	} else {
+		events, more, err := s.eventsBefore(ctx, p.Org, req.ConversationId, req.BeforeSeq, n)
+		if err != nil {
+			return nil, err
+		}
+		resp.Events, resp.HasMore = events, more
+	}
+	if err := s.redactDeleted(ctx, p.Org, req.ConversationId, resp.Events); err != nil {
+		return nil, err
+	}
+	return &resp, nil
+}

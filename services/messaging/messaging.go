@@ -1,0 +1,199 @@
+// Package messaging is the authority on conversations, membership, messages,
+// edits, deletes and receipts.
+//
+// It answers commands on chat.cmd.messaging.<org>.<action> (queue group
+// "messaging"), enforces tenancy and ownership, appends every durable event
+// of a conversation to the CHAT_EVENTS stream on chat.store.<org>.<conv> and
+// publishes it on chat.evt.conv.<org>.<conv>.
+//
+// Order: an append carries the expected last sequence of the conversation's
+// subject, so that two instances cannot interleave one conversation; the
+// stream sequence is the event's seq and the expected one its prevSeq. Within
+// one instance appends to a conversation are also serialized by a striped
+// lock, so that they do not race each other into retries.
+//
+// State:
+//   - CHAT_EVENTS: durable events (chatv1.Event with seq 0: the stream
+//     sequence is the seq).
+//   - chat_conversations: <org>.<conv> -> chatv1.Conversation.
+//   - chat_memberships: <org>.<user>.<conv> -> empty; the user's index.
+//   - chat_messages: <org>.<conv>.<message> -> chatv1.MessageState, for edit
+//     and delete checks; expires with the stream's retention.
+//   - chat_receipts: <org>.<conv>.<user> -> chatv1.ReceiptState.
+package messaging
+
+import (
+	"context"
+	"fmt"
+	"hash/maphash"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/switchboard-chat/switchboard/kit/natsx"
+	"github.com/switchboard-chat/switchboard/kit/svc"
+	"github.com/switchboard-chat/switchboard/proto/names"
+)
+
+// Config configures a Service; the zero value of each field is its default.
+type Config struct {
+	// Replicas of the stream and buckets. Default 1.
+	Replicas int
+	// Retention of durable events. Default 7 days.
+	Retention time.Duration
+	// DedupeWindow is how long a clientMsgId is remembered. Default 10 min.
+	DedupeWindow time.Duration
+	// MaxContentBytes bounds a message's content. Default 4096.
+	MaxContentBytes int
+	// MaxParticipants bounds a conversation. Default 1000.
+	MaxParticipants int
+	// MissedLimit bounds the missed events of a join. Default 500.
+	MissedLimit int
+	// Workers bounds the commands handled at once. Default 256.
+	Workers int
+	// Registerer gets the metrics. Default: not exported.
+	Registerer prometheus.Registerer
+	// Logger. Default slog.Default().
+	Logger *slog.Logger
+	// Now is the clock. Default time.Now.
+	Now func() time.Time
+}
+
+func (c *Config) setDefaults() {
+	if c.Replicas <= 0 {
+		c.Replicas = 1
+	}
+	if c.Retention <= 0 {
+		c.Retention = 7 * 24 * time.Hour
+	}
+	if c.DedupeWindow <= 0 {
+		c.DedupeWindow = 10 * time.Minute
+	}
+	if c.MaxContentBytes <= 0 {
+		c.MaxContentBytes = 4096
+	}
+	if c.MaxParticipants <= 0 {
+		c.MaxParticipants = 1000
+	}
+	if c.MissedLimit <= 0 {
+		c.MissedLimit = 500
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+}
+
+// Service is one messaging instance.
+type Service struct {
+	cfg Config
+	nc  *nats.Conn
+	js  jetstream.JetStream
+	log *slog.Logger
+
+	events   jetstream.Stream
+	convs    jetstream.KeyValue
+	members  jetstream.KeyValue
+	messages jetstream.KeyValue
+	receipts jetstream.KeyValue
+
+	srv *svc.Server
+
+	seed  maphash.Seed
+	locks [256]sync.Mutex // striped by conversation: appends in order
+	last  sync.Map        // <org>.<conv> -> uint64, the last seq this instance knows
+}
+
+// New sets up the stream and buckets (creating or updating them) and starts
+// answering commands.
+func New(ctx context.Context, nc *nats.Conn, cfg Config) (*Service, error) {
+	cfg.setDefaults()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, err
+	}
+	s := &Service{cfg: cfg, nc: nc, js: js, log: cfg.Logger.With("service", names.Messaging), seed: maphash.MakeSeed()}
+	if err := s.setup(ctx); err != nil {
+		return nil, err
+	}
+	s.srv, err = svc.New(nc, svc.Config{Name: names.Messaging, Workers: cfg.Workers, Registerer: cfg.Registerer, Logger: s.log})
+	if err != nil {
+		return nil, err
+	}
+	if err := s.register(); err != nil {
+		_ = s.srv.Stop(ctx)
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Service) setup(ctx context.Context) error {
+	var err error
+	s.events, err = natsx.EnsureStream(ctx, s.js, jetstream.StreamConfig{
+		Name:        names.StreamEvents,
+		Description: "Switchboard durable conversation events",
+		Subjects:    []string{names.StoreSubjects},
+		Storage:     jetstream.FileStorage,
+		Replicas:    s.cfg.Replicas,
+		MaxAge:      s.cfg.Retention,
+		Duplicates:  s.cfg.DedupeWindow,
+		AllowDirect: true,
+		// A conversation's events are read back by sequence; never discard
+		// new ones to make room.
+		Discard: jetstream.DiscardOld,
+	})
+	if err != nil {
+		return err
+	}
+	kv := func(bucket, desc string, ttl time.Duration) (jetstream.KeyValue, error) {
+		return natsx.EnsureKV(ctx, s.js, jetstream.KeyValueConfig{
+			Bucket: bucket, Description: desc, History: 1, TTL: ttl,
+			Storage: jetstream.FileStorage, Replicas: s.cfg.Replicas,
+		})
+	}
+	if s.convs, err = kv(names.BucketConversations, "conversation records", 0); err != nil {
+		return err
+	}
+	if s.members, err = kv(names.BucketMemberships, "user -> conversations index", 0); err != nil {
+		return err
+	}
+	if s.messages, err = kv(names.BucketMessages, "message sender and deleted state", s.cfg.Retention); err != nil {
+		return err
+	}
+	if s.receipts, err = kv(names.BucketReceipts, "delivered and read markers", 0); err != nil {
+		return err
+	}
+	return nil
+}
+
+func (s *Service) register() error {
+	for _, err := range []error{
+		svc.Handle(s.srv, names.ActionCreate, s.create),
+		svc.Handle(s.srv, names.ActionAdd, s.add),
+		svc.Handle(s.srv, names.ActionRemove, s.remove),
+		svc.Handle(s.srv, names.ActionList, s.list),
+		svc.Handle(s.srv, names.ActionJoin, s.join),
+		svc.Handle(s.srv, names.ActionHistory, s.history),
+		svc.Handle(s.srv, names.ActionSend, s.send),
+		svc.Handle(s.srv, names.ActionEdit, s.edit),
+		svc.Handle(s.srv, names.ActionDelete, s.delete),
+	} {
+		if err != nil {
+			return fmt.Errorf("messaging endpoints: %w", err)
+		}
+	}
+	return nil
+}
+
+// Stop stops taking commands and finishes those in flight.
+func (s *Service) Stop(ctx context.Context) error { return s.srv.Stop(ctx) }
+
+func (s *Service) lockFor(key string) *sync.Mutex {
+	return &s.locks[maphash.String(s.seed, key)%uint64(len(s.locks))]
+}
