@@ -169,7 +169,9 @@ func (s *Service) list(ctx context.Context, req *chatv1.ListConversationsRequest
 	}
 	// Most recent activity first: stream sequences are global, so a larger
 	// last seq is a more recent event.
-	slices.SortFunc(all, func(a, b *chatv1.ConversationSummary) int { return compareSummary(a.LastSeq, a.ConversationId, b.LastSeq, b.ConversationId) })
+	slices.SortFunc(all, func(a, b *chatv1.ConversationSummary) int {
+		return compareSummary(a.LastSeq, a.ConversationId, b.LastSeq, b.ConversationId)
+	})
 	start := 0
 	if hasCursor {
 		start, _ = slices.BinarySearchFunc(all, after, func(a *chatv1.ConversationSummary, c cursor) int {
