@@ -97,20 +97,5 @@ func run(name string, common *Common, log *slog.Logger, start func(context.Conte
 		log.Warn("stop", "err", err)
 	}
 	_ = ms.Shutdown(sctx)
-	return drain(nc, 10*time.Second)
-}
-
-// drain drains nc and waits for it to close.
-func drain(nc *nats.Conn, timeout time.Duration) error {
-	closed := make(chan struct{})
-	nc.SetClosedHandler(func(*nats.Conn) { close(closed) })
-	if err := nc.Drain(); err != nil {
-		return err
-	}
-	select {
-	case <-closed:
-		return nil
-	case <-time.After(timeout):
-		return errors.New("nats drain timed out")
-	}
+	return natsx.Drain(nc, 10*time.Second)
 }

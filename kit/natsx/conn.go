@@ -65,3 +65,24 @@ func Connect(cfg ConnConfig) (*nats.Conn, error) {
 	}
 	return nc, nil
 }
+
+// Drain drains nc (subscriptions finish what they hold, publishes are
+// flushed) and waits until it is closed, or closes it after timeout.
+func Drain(nc *nats.Conn, timeout time.Duration) error {
+	if nc.IsClosed() {
+		return nil
+	}
+	closed := make(chan struct{})
+	nc.SetClosedHandler(func(*nats.Conn) { close(closed) })
+	if err := nc.Drain(); err != nil {
+		nc.Close()
+		return err
+	}
+	select {
+	case <-closed:
+		return nil
+	case <-time.After(timeout):
+		nc.Close()
+		return fmt.Errorf("nats drain timed out after %v", timeout)
+	}
+}

@@ -801,9 +801,10 @@ type HistoryRequest struct {
 	state          protoimpl.MessageState `protogen:"open.v1"`
 	Principal      *Principal             `protobuf:"bytes,1,opt,name=principal,proto3" json:"principal,omitempty"`
 	ConversationId string                 `protobuf:"bytes,2,opt,name=conversation_id,json=conversationId,proto3" json:"conversation_id,omitempty"`
-	// 0 means unset for both bounds.
-	BeforeSeq     uint64 `protobuf:"varint,3,opt,name=before_seq,json=beforeSeq,proto3" json:"before_seq,omitempty"`
-	AfterSeq      uint64 `protobuf:"varint,4,opt,name=after_seq,json=afterSeq,proto3" json:"after_seq,omitempty"`
+	// Absent bounds: the newest events. after_seq 0 is the beginning.
+	BeforeSeq *uint64 `protobuf:"varint,3,opt,name=before_seq,json=beforeSeq,proto3,oneof" json:"before_seq,omitempty"`
+	AfterSeq  *uint64 `protobuf:"varint,4,opt,name=after_seq,json=afterSeq,proto3,oneof" json:"after_seq,omitempty"`
+	// 0: the default page (50).
 	Limit         uint32 `protobuf:"varint,5,opt,name=limit,proto3" json:"limit,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -854,15 +855,15 @@ func (x *HistoryRequest) GetConversationId() string {
 }
 
 func (x *HistoryRequest) GetBeforeSeq() uint64 {
-	if x != nil {
-		return x.BeforeSeq
+	if x != nil && x.BeforeSeq != nil {
+		return *x.BeforeSeq
 	}
 	return 0
 }
 
 func (x *HistoryRequest) GetAfterSeq() uint64 {
-	if x != nil {
-		return x.AfterSeq
+	if x != nil && x.AfterSeq != nil {
+		return *x.AfterSeq
 	}
 	return 0
 }
@@ -1452,14 +1453,17 @@ const file_switchboard_v1_messaging_proto_rawDesc = "" +
 	"\blast_seq\x18\x03 \x01(\x04R\alastSeq\x128\n" +
 	"\breceipts\x18\x04 \x03(\v2\x1c.switchboard.v1.ReceiptStateR\breceipts\x12-\n" +
 	"\x06missed\x18\x05 \x03(\v2\x15.switchboard.v1.EventR\x06missed\x12\x1c\n" +
-	"\ttruncated\x18\x06 \x01(\bR\ttruncated\"\xc4\x01\n" +
+	"\ttruncated\x18\x06 \x01(\bR\ttruncated\"\xeb\x01\n" +
 	"\x0eHistoryRequest\x127\n" +
 	"\tprincipal\x18\x01 \x01(\v2\x19.switchboard.v1.PrincipalR\tprincipal\x12'\n" +
-	"\x0fconversation_id\x18\x02 \x01(\tR\x0econversationId\x12\x1d\n" +
+	"\x0fconversation_id\x18\x02 \x01(\tR\x0econversationId\x12\"\n" +
 	"\n" +
-	"before_seq\x18\x03 \x01(\x04R\tbeforeSeq\x12\x1b\n" +
-	"\tafter_seq\x18\x04 \x01(\x04R\bafterSeq\x12\x14\n" +
-	"\x05limit\x18\x05 \x01(\rR\x05limit\"\x88\x01\n" +
+	"before_seq\x18\x03 \x01(\x04H\x00R\tbeforeSeq\x88\x01\x01\x12 \n" +
+	"\tafter_seq\x18\x04 \x01(\x04H\x01R\bafterSeq\x88\x01\x01\x12\x14\n" +
+	"\x05limit\x18\x05 \x01(\rR\x05limitB\r\n" +
+	"\v_before_seqB\f\n" +
+	"\n" +
+	"_after_seq\"\x88\x01\n" +
 	"\x0fHistoryResponse\x12+\n" +
 	"\x05error\x18\x01 \x01(\v2\x15.switchboard.v1.ErrorR\x05error\x12-\n" +
 	"\x06events\x18\x02 \x03(\v2\x15.switchboard.v1.EventR\x06events\x12\x19\n" +
@@ -1578,6 +1582,7 @@ func file_switchboard_v1_messaging_proto_init() {
 	file_switchboard_v1_common_proto_init()
 	file_switchboard_v1_events_proto_init()
 	file_switchboard_v1_messaging_proto_msgTypes[9].OneofWrappers = []any{}
+	file_switchboard_v1_messaging_proto_msgTypes[12].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{

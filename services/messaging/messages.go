@@ -185,7 +185,7 @@ func (s *Service) history(ctx context.Context, req *chatv1.HistoryRequest) (*cha
 	var f fields
 	f.id("conversationId", req.ConversationId)
 	n := page(&f, req.Limit)
-	if req.BeforeSeq > 0 && req.AfterSeq >= req.BeforeSeq {
+	if req.BeforeSeq != nil && req.AfterSeq != nil && *req.AfterSeq >= *req.BeforeSeq {
 		f.add("afterSeq", "must be less than beforeSeq")
 	}
 	if err := f.err(); err != nil {
@@ -195,14 +195,14 @@ func (s *Service) history(ctx context.Context, req *chatv1.HistoryRequest) (*cha
 		return nil, err
 	}
 	var resp chatv1.HistoryResponse
-	if req.AfterSeq > 0 {
-		events, _, err := s.eventsAfter(ctx, p.Org, req.ConversationId, req.AfterSeq, n+1)
+	if req.AfterSeq != nil {
+		events, _, err := s.eventsAfter(ctx, p.Org, req.ConversationId, *req.AfterSeq, n+1)
 		if err != nil {
 			return nil, err
 		}
-		if req.BeforeSeq > 0 {
+		if req.BeforeSeq != nil {
 			for i, ev := range events {
-				if ev.Seq >= req.BeforeSeq {
+				if ev.Seq >= *req.BeforeSeq {
 					events = events[:i]
 					break
 				}
@@ -210,8 +210,10 @@ func (s *Service) history(ctx context.Context, req *chatv1.HistoryRequest) (*cha
 		}
 		resp.HasMore = len(events) > n
 		resp.Events = events[:min(len(events), n)]
+	} else if req.BeforeSeq != nil && *req.BeforeSeq == 0 {
+		// Nothing comes before the beginning.
 	} else {
-		events, more, err := s.eventsBefore(ctx, p.Org, req.ConversationId, req.BeforeSeq, n)
+		events, more, err := s.eventsBefore(ctx, p.Org, req.ConversationId, req.GetBeforeSeq(), n)
 		if err != nil {
 			return nil, err
 		}

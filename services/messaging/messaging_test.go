@@ -102,7 +102,7 @@ func TestSendDedupeAndHistory(t *testing.T) {
 	checkChain(t, all.Events)
 
 	var after chatv1.HistoryResponse
-	if err := call(t, nc, names.ActionHistory, &chatv1.HistoryRequest{Principal: alice, ConversationId: conv, AfterSeq: acks[0].Seq, BeforeSeq: acks[4].Seq, Limit: 2}, &after); err != nil {
+	if err := call(t, nc, names.ActionHistory, &chatv1.HistoryRequest{Principal: alice, ConversationId: conv, AfterSeq: &acks[0].Seq, BeforeSeq: &acks[4].Seq, Limit: 2}, &after); err != nil {
 		t.Fatal(err)
 	}
 	if len(after.Events) != 2 || !after.HasMore || after.Events[0].Seq != acks[1].Seq {

@@ -1,0 +1,70 @@
+package edge
+
+import (
+	"bytes"
+	"io"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/gobwas/ws"
+)
+
+// accept authenticates an upgrade request and, if it passes, turns the
+// request's goroutine into the connection's reader.
+func (s *Server) accept(w http.ResponseWriter, r *http.Request) {
+	if s.draining.Load() {
+		http.Error(w, "draining", http.StatusServiceUnavailable)
+		return
+	}
+	if origin := r.Header.Get("Origin"); origin != "" && len(s.cfg.AllowedOrigins) > 0 && !slices.Contains(s.cfg.AllowedOrigins, origin) {
+		s.metrics.authFailures.WithLabelValues("origin").Inc()
+		s.log.Info("upgrade refused", "reason", "origin not allowed", "remote", r.RemoteAddr)
+		http.Error(w, "origin not allowed", http.StatusForbidden)
+		return
+	}
+	token := bearer(r)
+	if token == "" {
+		s.refuse(w, r, "missing token", "no token in the Authorization header or access_token")
+		return
+	}
+	id, err := s.auth.Verify(token)
+	if err != nil {
+		s.refuse(w, r, "invalid token", err.Error())
+		return
+	}
+	nc, rw, _, err := ws.HTTPUpgrader{}.Upgrade(r, w)
+	if err != nil {
+		s.log.Info("upgrade failed", "err", err, "remote", r.RemoteAddr)
+		return
+	}
+	_ = nc.SetDeadline(time.Time{}) // the handshake is over
+	var rd io.Reader = nc
+	if n := rw.Reader.Buffered(); n > 0 {
+		// Frames sent right behind the request: read them first, then
+		// drop the request's buffer.
+		early, _ := rw.Reader.Peek(n)
+		rd = io.MultiReader(bytes.NewReader(bytes.Clone(early)), nc)
+	}
+	s.serve(nc, rd, id)
+}
+
+func (s *Server) refuse(w http.ResponseWriter, r *http.Request, label, why string) {
+	s.metrics.authFailures.WithLabelValues(label).Inc()
+	s.log.Info("upgrade refused", "reason", why, "remote", r.RemoteAddr)
+	w.Header().Set("WWW-Authenticate", `Bearer realm="switchboard"`)
+	http.Error(w, "unauthorized", http.StatusUnauthorized)
+}
+
+// bearer finds the token: the Authorization header first, then the
+// access_token query parameter (browsers cannot set headers).
+func bearer(r *http.Request) string {
+	if h := r.Header.Get("Authorization"); h != "" {
+		if scheme, tok, ok := strings.Cut(h, " "); ok && strings.EqualFold(scheme, "Bearer") {
+			return strings.TrimSpace(tok)
+		}
+		return ""
+	}
+	return r.URL.Query().Get("access_token")
+}

@@ -1,0 +1,280 @@
+package edge
+
+import (
+	"context"
+
+	"github.com/switchboard-chat/switchboard/proto/chatv1"
+	"github.com/switchboard-chat/switchboard/proto/names"
+)
+
+type createData struct {
+	Participants []string `json:"participants"`
+	Title        string   `json:"title"`
+}
+
+func (c *conn) createConversation(ctx context.Context, cmd command) (any, error) {
+	var d createData
+	if err := decodeData(cmd.Data, &d, true); err != nil {
+		return nil, err
+	}
+	var f fieldErrs
+	f.idList("participants", d.Participants, true)
+	if d.Participants == nil {
+		f.add("participants", "is required")
+	}
+	if err := f.err(); err != nil {
+		return nil, err
+	}
+	var resp chatv1.CreateConversationResponse
+	err := c.call(ctx, names.Messaging, names.ActionCreate, &chatv1.CreateConversationRequest{
+		Principal: c.principal(), Participants: d.Participants, Title: d.Title,
+	}, &resp)
+	if err != nil {
+		return nil, err
+	}
+	return struct {
+		ConversationID string   `json:"conversationId"`
+		Participants   []string `json:"participants"`
+	}{resp.ConversationId, nonNil(resp.Participants)}, nil
+}
+
+type participantsAck struct {
+	Participants []string `json:"participants"`
+}
+
+type addData struct {
+	ConversationID string   `json:"conversationId"`
+	UserIDs        []string `json:"userIds"`
+}
+
+func (c *conn) addParticipants(ctx context.Context, cmd command) (any, error) {
+	var d addData
+	if err := decodeData(cmd.Data, &d, true); err != nil {
+		return nil, err
+	}
+	var f fieldErrs
+	f.id("conversationId", d.ConversationID)
+	f.idList("userIds", d.UserIDs, false)
+	if err := f.err(); err != nil {
+		return nil, err
+	}
+	var resp chatv1.ParticipantsResponse
+	err := c.call(ctx, names.Messaging, names.ActionAdd, &chatv1.AddParticipantsRequest{
+		Principal: c.principal(), ConversationId: d.ConversationID, UserIds: d.UserIDs,
+	}, &resp)
+	if err != nil {
+		return nil, err
+	}
+	return participantsAck{nonNil(resp.Participants)}, nil
+}
+
+type removeData struct {
+	ConversationID string `json:"conversationId"`
+	UserID         string `json:"userId"`
+}
+
+func (c *conn) removeParticipant(ctx context.Context, cmd command) (any, error) {
+	var d removeData
+	if err := decodeData(cmd.Data, &d, true); err != nil {
+		return nil, err
+	}
+	var f fieldErrs
+	f.id("conversationId", d.ConversationID)
+	f.id("userId", d.UserID)
+	if err := f.err(); err != nil {
+		return nil, err
+	}
+	var resp chatv1.ParticipantsResponse
+	err := c.call(ctx, names.Messaging, names.ActionRemove, &chatv1.RemoveParticipantRequest{
+		Principal: c.principal(), ConversationId: d.ConversationID, UserId: d.UserID,
+	}, &resp)
+	if err != nil {
+		return nil, err
+	}
+	return participantsAck{nonNil(resp.Participants)}, nil
+}
+
+type listData struct {
+	Limit  *int   `json:"limit"`
+	Cursor string `json:"cursor"`
+}
+
+type summaryJSON struct {
+	ConversationID string   `json:"conversationId"`
+	Title          string   `json:"title"`
+	Participants   []string `json:"participants"`
+	LastSeq        uint64   `json:"lastSeq"`
+	Read           uint64   `json:"read"`
+}
+
+func (c *conn) listConversations(ctx context.Context, cmd command) (any, error) {
+	var d listData
+	if err := decodeData(cmd.Data, &d, false); err != nil {
+		return nil, err
+	}
+	var f fieldErrs
+	limit := f.limit(d.Limit, 200)
+	if err := f.err(); err != nil {
+		return nil, err
+	}
+	var resp chatv1.ListConversationsResponse
+	err := c.call(ctx, names.Messaging, names.ActionList, &chatv1.ListConversationsRequest{
+		Principal: c.principal(), Limit: limit, Cursor: d.Cursor,
+	}, &resp)
+	if err != nil {
+		return nil, err
+	}
+	out := struct {
+		Conversations []summaryJSON `json:"conversations"`
+		Cursor        string        `json:"cursor,omitempty"`
+	}{Conversations: make([]summaryJSON, 0, len(resp.Conversations)), Cursor: resp.Cursor}
+	for _, s := range resp.Conversations {
+		out.Conversations = append(out.Conversations, summaryJSON{s.ConversationId, s.Title, nonNil(s.Participants), s.LastSeq, s.Read})
+	}
+	return out, nil
+}
+
+type joinData struct {
+	ConversationID string  `json:"conversationId"`
+	SinceSeq       *uint64 `json:"sinceSeq"`
+}
+
+type conversationJSON struct {
+	ConversationID string   `json:"conversationId"`
+	Title          string   `json:"title"`
+	Participants   []string `json:"participants"`
+	CreatedBy      string   `json:"createdBy"`
+}
+
+type receiptStateJSON struct {
+	UserID    string `json:"userId"`
+	Delivered uint64 `json:"delivered"`
+	Read      uint64 `json:"read"`
+}
+
+type joinAck struct {
+	Conversation conversationJSON   `json:"conversation"`
+	LastSeq      uint64             `json:"lastSeq"`
+	Receipts     []receiptStateJSON `json:"receipts"`
+	Presence     []presenceJSON     `json:"presence"`
+	Typing       []string           `json:"typing"`
+	Missed       []eventJSON        `json:"missed"`
+	Truncated    bool               `json:"truncated"`
+}
+
+// join starts live events for a conversation on this connection. The room
+// is entered (and subscribed) before messaging is asked, so that no event
+// falls between the reply's lastSeq and the first live one.
+func (c *conn) join(ctx context.Context, cmd command) (any, error) {
+	var d joinData
+	if err := decodeData(cmd.Data, &d, true); err != nil {
+		return nil, err
+	}
+	var f fieldErrs
+	f.id("conversationId", d.ConversationID)
+	if err := f.err(); err != nil {
+		return nil, err
+	}
+	r, err := c.s.hub.acquire(c, d.ConversationID)
+	if err != nil {
+		return nil, err
+	}
+	var resp chatv1.JoinResponse
+	err = c.call(ctx, names.Messaging, names.ActionJoin, &chatv1.JoinRequest{
+		Principal: c.principal(), ConversationId: d.ConversationID, SinceSeq: d.SinceSeq,
+	}, &resp)
+	if err != nil {
+		c.s.hub.release(c, r)
+		if old := c.rooms[d.ConversationID]; old == r {
+			delete(c.rooms, d.ConversationID)
+		}
+		return nil, err
+	}
+	if old := c.rooms[d.ConversationID]; old != nil && old != r {
+		c.s.hub.release(c, old)
+	}
+	c.rooms[d.ConversationID] = r
+	var ack []byte
+	if cmd.ID != "" {
+		ack = ackFrame(cmd.ID, c.joinAck(&resp))
+	}
+	r.ready(c, resp.LastSeq, ack)
+	return nil, errReplied
+}
+
+func (c *conn) joinAck(resp *chatv1.JoinResponse) joinAck {
+	conv := resp.Conversation
+	ack := joinAck{
+		Conversation: conversationJSON{conv.GetConversationId(), conv.GetTitle(), nonNil(conv.GetParticipants()), conv.GetCreatedBy()},
+		LastSeq:      resp.LastSeq,
+		Receipts:     make([]receiptStateJSON, 0, len(resp.Receipts)),
+		Presence:     []presenceJSON{},
+		Typing:       []string{},
+		Missed:       renderEvents(resp.Missed),
+		Truncated:    resp.Truncated,
+	}
+	for _, r := range resp.Receipts {
+		ack.Receipts = append(ack.Receipts, receiptStateJSON{r.UserId, r.Delivered, r.Read})
+	}
+	return ack
+}
+
+type convData struct {
+	ConversationID string `json:"conversationId"`
+}
+
+func (c *conn) leave(_ context.Context, cmd command) (any, error) {
+	var d convData
+	if err := decodeData(cmd.Data, &d, true); err != nil {
+		return nil, err
+	}
+	var f fieldErrs
+	f.id("conversationId", d.ConversationID)
+	if err := f.err(); err != nil {
+		return nil, err
+	}
+	if r := c.rooms[d.ConversationID]; r != nil {
+		delete(c.rooms, d.ConversationID)
+		c.s.hub.release(c, r)
+	}
+	return struct{}{}, nil
+}
+
+// leaveAll takes a closing connection out of every room.
+func (c *conn) leaveAll() {
+	for id, r := range c.rooms {
+		c.s.hub.release(c, r)
+		delete(c.rooms, id)
+	}
+}
+
+type historyData struct {
+	ConversationID string  `json:"conversationId"`
+	BeforeSeq      *uint64 `json:"beforeSeq"`
+	AfterSeq       *uint64 `json:"afterSeq"`
+	Limit          *int    `json:"limit"`
+}
+
+func (c *conn) history(ctx context.Context, cmd command) (any, error) {
+	var d historyData
+	if err := decodeData(cmd.Data, &d, true); err != nil {
+		return nil, err
+	}
+	var f fieldErrs
+	f.id("conversationId", d.ConversationID)
+	limit := f.limit(d.Limit, 200)
+	if err := f.err(); err != nil {
+		return nil, err
+	}
+	var resp chatv1.HistoryResponse
+	err := c.call(ctx, names.Messaging, names.ActionHistory, &chatv1.HistoryRequest{
+		Principal: c.principal(), ConversationId: d.ConversationID, BeforeSeq: d.BeforeSeq, AfterSeq: d.AfterSeq, Limit: limit,
+	}, &resp)
+	if err != nil {
+		return nil, err
+	}
+	return struct {
+		Events  []eventJSON `json:"events"`
+		HasMore bool        `json:"hasMore"`
+	}{renderEvents(resp.Events), resp.HasMore}, nil
+}

@@ -1,0 +1,153 @@
+package edge
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/switchboard-chat/switchboard/kit/errs"
+	"github.com/switchboard-chat/switchboard/kit/svc"
+	"github.com/switchboard-chat/switchboard/proto/chatv1"
+	"github.com/switchboard-chat/switchboard/proto/names"
+)
+
+// handler runs one command and returns its ack data, or errReplied when
+// it sent its reply itself.
+type handler func(c *conn, ctx context.Context, cmd command) (any, error)
+
+// errReplied says the handler sent its own reply (join orders its ack
+// with the room's live events).
+var errReplied = errors.New("replied")
+
+// commands is every command type of PROTOCOL.md section 3.
+var commands map[string]handler
+
+func init() {
+	commands = map[string]handler{
+		"conversation:create":  (*conn).createConversation,
+		"conversation:add":     (*conn).addParticipants,
+		"conversation:remove":  (*conn).removeParticipant,
+		"conversation:list":    (*conn).listConversations,
+		"conversation:join":    (*conn).join,
+		"conversation:leave":   (*conn).leave,
+		"conversation:history": (*conn).history,
+		"message:send":         (*conn).sendMessage,
+		"message:edit":         (*conn).editMessage,
+		"message:delete":       (*conn).deleteMessage,
+		"auth:refresh":         (*conn).refresh,
+		"ping":                 (*conn).ping,
+	}
+}
+
+// handle runs one client frame. A returned error closes the connection.
+func (c *conn) handle(msg []byte) error {
+	cmd, err := decodeCommand(msg)
+	if errors.Is(err, errNotJSON) {
+		c.s.metrics.commands.WithLabelValues("invalid", "not_json").Inc()
+		return closeWith(ClosePolicy, "frame is not JSON")
+	}
+	now := time.Now()
+	if err == nil && now.UnixNano() >= c.expires.Load() {
+		c.send(errorReply(cmd.ID, errs.New(errs.CodeUnauthenticated, "token expired")))
+		c.s.metrics.commands.WithLabelValues(cmd.Type, errs.CodeUnauthenticated).Inc()
+		return closeWith(CloseTokenExpired, "token expired")
+	}
+	var data any
+	if err == nil {
+		ctx, cancel := context.WithTimeout(context.Background(), c.s.cfg.RequestTimeout)
+		data, err = commands[cmd.Type](c, ctx, cmd)
+		cancel()
+	}
+	return c.reply(now, cmd, data, err)
+}
+
+// reply sends a command's ack or error and counts failures that close the
+// connection when they repeat.
+func (c *conn) reply(now time.Time, cmd command, data any, err error) error {
+	typ := cmd.Type
+	if commands[typ] == nil {
+		typ = "invalid"
+	}
+	switch {
+	case err == nil:
+		c.s.metrics.commands.WithLabelValues(typ, "ok").Inc()
+		if cmd.ID != "" {
+			c.send(ackFrame(cmd.ID, data))
+		}
+		return nil
+	case errors.Is(err, errReplied):
+		c.s.metrics.commands.WithLabelValues(typ, "ok").Inc()
+		return nil
+	}
+	e := errs.As(err)
+	if e == errs.Internal {
+		c.s.log.Error("command failed", "type", typ, "org", c.org, "conn", c.id, "err", err)
+	}
+	c.s.metrics.commands.WithLabelValues(typ, e.Code).Inc()
+	c.send(errorReply(cmd.ID, e))
+	cfg := &c.s.cfg
+	switch e.Code {
+	case errs.CodeValidation:
+		if c.invalid.hit(now, cfg.InvalidFrameLimit, time.Minute) {
+			return closeWith(ClosePolicy, "too many invalid commands")
+		}
+	case errs.CodeUnauthenticated, errs.CodeForbidden:
+		if c.failures.hit(now, cfg.AuthFailureLimit, cfg.AuthFailureWindow) {
+			return closeWith(CloseAuthFailures, "too many authentication or authorization failures")
+		}
+	}
+	return nil
+}
+
+func (c *conn) principal() *chatv1.Principal {
+	return &chatv1.Principal{Org: c.org, User: c.user, Connection: c.id}
+}
+
+// call sends a command to a service as this connection's principal.
+func (c *conn) call(ctx context.Context, service, action string, req proto.Message, resp svc.Response) error {
+	start := time.Now()
+	err := svc.Call(ctx, c.s.nc, names.Command(service, c.org, action), req, resp)
+	c.s.metrics.requests.WithLabelValues(service, action).Observe(time.Since(start).Seconds())
+	return err
+}
+
+func (c *conn) ping(_ context.Context, cmd command) (any, error) {
+	if err := decodeData(cmd.Data, &struct{}{}, false); err != nil {
+		return nil, err
+	}
+	c.send(pongReply(cmd.ID))
+	return nil, errReplied
+}
+
+type refreshData struct {
+	Token string `json:"token"`
+}
+
+func (c *conn) refresh(_ context.Context, cmd command) (any, error) {
+	var d refreshData
+	if err := decodeData(cmd.Data, &d, true); err != nil {
+		return nil, err
+	}
+	var f fieldErrs
+	f.required("token", d.Token)
+	if err := f.err(); err != nil {
+		return nil, err
+	}
+	id, err := c.s.auth.Verify(d.Token)
+	if err != nil {
+		c.s.metrics.authFailures.WithLabelValues("refresh").Inc()
+		c.s.log.Info("refresh refused", "org", c.org, "conn", c.id, "reason", err.Error())
+		return nil, errs.New(errs.CodeUnauthenticated, "token refused")
+	}
+	if id.Org != c.org || id.User != c.user {
+		c.s.metrics.authFailures.WithLabelValues("refresh_identity").Inc()
+		return nil, errs.Forbidden("the token names another user or organization")
+	}
+	c.expires.Store(id.Expires.UnixNano())
+	c.warned.Store(false)
+	return struct {
+		ExpiresAt string `json:"expiresAt"`
+	}{formatTime(id.Expires)}, nil
+}

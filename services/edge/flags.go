@@ -1,0 +1,79 @@
+package edge
+
+import (
+	"errors"
+	"flag"
+	"strings"
+	"time"
+
+	"github.com/switchboard-chat/switchboard/kit/limits"
+)
+
+// Flags are the edge's command-line flags (each also SWITCHBOARD_<NAME>),
+// shared by the edge binary and the standalone one.
+type Flags struct {
+	Listen         string
+	JWTSecret      string
+	JWTPublicKeys  string
+	JWTIssuer      string
+	JWTAudience    string
+	JWTLeeway      time.Duration
+	AllowedOrigins string
+	IdleTimeout    time.Duration
+	Limits         string
+	LimitsFile     string
+}
+
+// Register adds the flags to fs.
+func (f *Flags) Register(fs *flag.FlagSet) {
+	fs.StringVar(&f.Listen, "listen", "127.0.0.1:8080", "WebSocket and HTTP listener")
+	fs.StringVar(&f.JWTSecret, "jwt-secret", "", "HS256 secret")
+	fs.StringVar(&f.JWTPublicKeys, "jwt-public-keys", "", "PEM file(s) of RS256/ES256/EdDSA public keys, comma-separated")
+	fs.StringVar(&f.JWTIssuer, "jwt-issuer", "", "required iss claim, when set")
+	fs.StringVar(&f.JWTAudience, "jwt-audience", "", "required aud claim, when set")
+	fs.DurationVar(&f.JWTLeeway, "jwt-leeway", 0, "clock skew allowed on exp, nbf and iat")
+	fs.StringVar(&f.AllowedOrigins, "allowed-origins", "", "comma-separated Origin allow-list (empty: any)")
+	fs.DurationVar(&f.IdleTimeout, "idle-timeout", 60*time.Second, "close connections silent for this long")
+	fs.StringVar(&f.Limits, "limits", "", "rate-limit overrides: command=capacity/period, comma-separated")
+	fs.StringVar(&f.LimitsFile, "limits-file", "", "rate-limit overrides, one command=capacity/period a line")
+}
+
+// HasKey reports whether any JWT key was configured.
+func (f *Flags) HasKey() bool { return f.JWTSecret != "" || f.JWTPublicKeys != "" }
+
+// Config turns the flags into a Config.
+func (f *Flags) Config() (Config, error) {
+	var cfg Config
+	if !f.HasKey() {
+		return cfg, ErrNoKey
+	}
+	cfg.Auth = AuthConfig{Secret: []byte(f.JWTSecret), Issuer: f.JWTIssuer, Audience: f.JWTAudience, Leeway: f.JWTLeeway}
+	if f.JWTPublicKeys != "" {
+		keys, err := LoadPublicKeys(splitList(f.JWTPublicKeys)...)
+		if err != nil {
+			return cfg, err
+		}
+		cfg.Auth.PublicKeys = keys
+	}
+	cfg.AllowedOrigins = splitList(f.AllowedOrigins)
+	if f.IdleTimeout <= 0 {
+		return cfg, errors.New("idle-timeout must be positive")
+	}
+	cfg.IdleTimeout = f.IdleTimeout
+	set, err := limits.Load(f.Limits, f.LimitsFile)
+	if err != nil {
+		return cfg, err
+	}
+	cfg.Limits = set
+	return cfg, nil
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}

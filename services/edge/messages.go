@@ -1,0 +1,101 @@
+package edge
+
+import (
+	"context"
+
+	"github.com/switchboard-chat/switchboard/proto/chatv1"
+	"github.com/switchboard-chat/switchboard/proto/names"
+)
+
+type sendData struct {
+	ConversationID string `json:"conversationId"`
+	Content        string `json:"content"`
+	ClientMsgID    string `json:"clientMsgId"`
+}
+
+func (c *conn) sendMessage(ctx context.Context, cmd command) (any, error) {
+	var d sendData
+	if err := decodeData(cmd.Data, &d, true); err != nil {
+		return nil, err
+	}
+	var f fieldErrs
+	f.id("conversationId", d.ConversationID)
+	f.required("content", d.Content)
+	f.required("clientMsgId", d.ClientMsgID)
+	if err := f.err(); err != nil {
+		return nil, err
+	}
+	var resp chatv1.SendResponse
+	err := c.call(ctx, names.Messaging, names.ActionSend, &chatv1.SendRequest{
+		Principal: c.principal(), ConversationId: d.ConversationID, Content: d.Content, ClientMsgId: d.ClientMsgID,
+	}, &resp)
+	if err != nil {
+		return nil, err
+	}
+	return struct {
+		MessageID string `json:"messageId"`
+		Seq       uint64 `json:"seq"`
+		CreatedAt string `json:"createdAt"`
+		Duplicate bool   `json:"duplicate"`
+	}{resp.MessageId, resp.Seq, formatMs(resp.CreatedAtMs), resp.Duplicate}, nil
+}
+
+type editData struct {
+	ConversationID string `json:"conversationId"`
+	MessageID      string `json:"messageId"`
+	Content        string `json:"content"`
+}
+
+func (c *conn) editMessage(ctx context.Context, cmd command) (any, error) {
+	var d editData
+	if err := decodeData(cmd.Data, &d, true); err != nil {
+		return nil, err
+	}
+	var f fieldErrs
+	f.id("conversationId", d.ConversationID)
+	f.id("messageId", d.MessageID)
+	f.required("content", d.Content)
+	if err := f.err(); err != nil {
+		return nil, err
+	}
+	var resp chatv1.EditResponse
+	err := c.call(ctx, names.Messaging, names.ActionEdit, &chatv1.EditRequest{
+		Principal: c.principal(), ConversationId: d.ConversationID, MessageId: d.MessageID, Content: d.Content,
+	}, &resp)
+	if err != nil {
+		return nil, err
+	}
+	return struct {
+		Seq      uint64 `json:"seq"`
+		EditedAt string `json:"editedAt"`
+	}{resp.Seq, formatMs(resp.EditedAtMs)}, nil
+}
+
+type deleteData struct {
+	ConversationID string `json:"conversationId"`
+	MessageID      string `json:"messageId"`
+}
+
+func (c *conn) deleteMessage(ctx context.Context, cmd command) (any, error) {
+	var d deleteData
+	if err := decodeData(cmd.Data, &d, true); err != nil {
+		return nil, err
+	}
+	var f fieldErrs
+	f.id("conversationId", d.ConversationID)
+	f.id("messageId", d.MessageID)
+	if err := f.err(); err != nil {
+		return nil, err
+	}
+	var resp chatv1.DeleteResponse
+	err := c.call(ctx, names.Messaging, names.ActionDelete, &chatv1.DeleteRequest{
+		Principal: c.principal(), ConversationId: d.ConversationID, MessageId: d.MessageID,
+	}, &resp)
+	if err != nil {
+		return nil, err
+	}
+	return struct {
+		Seq       uint64 `json:"seq"`
+		DeletedAt string `json:"deletedAt"`
+	}{resp.Seq, formatMs(resp.DeletedAtMs)}, nil
+}

@@ -1,0 +1,54 @@
+package edge
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// metrics of one edge. Labels stay bounded: orgs, command types, codes and
+// services; never user or conversation ids.
+type metrics struct {
+	connections  *prometheus.GaugeVec     // org
+	commands     *prometheus.CounterVec   // type, result
+	fanout       *prometheus.CounterVec   // kind: events received, frames delivered
+	closes       *prometheus.CounterVec   // code
+	overflows    prometheus.Counter       //
+	authFailures *prometheus.CounterVec   // reason
+	requests     *prometheus.HistogramVec // service, action
+	gaps         *prometheus.CounterVec   // outcome
+}
+
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	m := &metrics{
+		connections: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "switchboard_edge_connections", Help: "Live WebSocket connections by organization.",
+		}, []string{"org"}),
+		commands: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "switchboard_edge_commands_total", Help: "Client commands by type and result (ok or an error code).",
+		}, []string{"type", "result"}),
+		fanout: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "switchboard_edge_fanout_total",
+			Help: "Events received from NATS (kind=received) and frames they became on sockets (kind=delivered).",
+		}, []string{"kind"}),
+		closes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "switchboard_edge_closes_total", Help: "Sockets closed by the server, by close code (client: closed by the client).",
+		}, []string{"code"}),
+		overflows: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "switchboard_edge_send_queue_overflows_total", Help: "Sockets closed with 1013 because their send queue overflowed.",
+		}),
+		authFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "switchboard_edge_auth_failures_total", Help: "Refused upgrades and failed auth:refresh, by reason.",
+		}, []string{"reason"}),
+		requests: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "switchboard_edge_nats_request_seconds", Help: "Latency of the edge's NATS requests to services.",
+			Buckets: prometheus.ExponentialBuckets(0.00005, 2.5, 12),
+		}, []string{"service", "action"}),
+		gaps: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "switchboard_edge_sequence_gaps_total",
+			Help: "Conversation events that arrived before their predecessor, by outcome (filled from the stream, or given up).",
+		}, []string{"outcome"}),
+	}
+	for _, c := range []prometheus.Collector{m.connections, m.commands, m.fanout, m.closes, m.overflows, m.authFailures, m.requests, m.gaps} {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}

@@ -1,0 +1,196 @@
+package edge
+
+import (
+	"encoding/json"
+	"time"
+
+	"github.com/switchboard-chat/switchboard/kit/errs"
+	"github.com/switchboard-chat/switchboard/proto/chatv1"
+)
+
+// The JSON of PROTOCOL.md: every server frame is rendered here.
+
+// timeLayout is RFC 3339 in UTC with milliseconds.
+const timeLayout = "2006-01-02T15:04:05.000Z"
+
+func formatTime(t time.Time) string { return t.UTC().Format(timeLayout) }
+
+func formatMs(ms int64) string { return formatTime(time.UnixMilli(ms)) }
+
+type eventJSON struct {
+	Type string `json:"type"`
+	Data any    `json:"data,omitempty"`
+}
+
+type replyJSON struct {
+	ID   string `json:"id,omitempty"`
+	Type string `json:"type"`
+	Data any    `json:"data,omitempty"`
+}
+
+type messageNewJSON struct {
+	ConversationID string `json:"conversationId"`
+	MessageID      string `json:"messageId"`
+	Seq            uint64 `json:"seq"`
+	PrevSeq        uint64 `json:"prevSeq"`
+	SenderID       string `json:"senderId"`
+	Content        string `json:"content"`
+	ClientMsgID    string `json:"clientMsgId"`
+	CreatedAt      string `json:"createdAt"`
+}
+
+type messageEditedJSON struct {
+	ConversationID string `json:"conversationId"`
+	MessageID      string `json:"messageId"`
+	Seq            uint64 `json:"seq"`
+	PrevSeq        uint64 `json:"prevSeq"`
+	SenderID       string `json:"senderId"`
+	Content        string `json:"content"`
+	EditedAt       string `json:"editedAt"`
+}
+
+type messageDeletedJSON struct {
+	ConversationID string `json:"conversationId"`
+	MessageID      string `json:"messageId"`
+	Seq            uint64 `json:"seq"`
+	PrevSeq        uint64 `json:"prevSeq"`
+	SenderID       string `json:"senderId"`
+	DeletedAt      string `json:"deletedAt"`
+}
+
+type conversationUpdatedJSON struct {
+	ConversationID string   `json:"conversationId"`
+	Participants   []string `json:"participants"`
+	Seq            uint64   `json:"seq"`
+	PrevSeq        uint64   `json:"prevSeq"`
+}
+
+type typingJSON struct {
+	ConversationID string `json:"conversationId"`
+	UserID         string `json:"userId"`
+	IsTyping       bool   `json:"isTyping"`
+}
+
+type receiptJSON struct {
+	ConversationID string `json:"conversationId"`
+	UserID         string `json:"userId"`
+	Delivered      uint64 `json:"delivered"`
+	Read           uint64 `json:"read"`
+}
+
+type presenceJSON struct {
+	UserID     string `json:"userId"`
+	Status     string `json:"status"`
+	LastSeenAt string `json:"lastSeenAt,omitempty"`
+}
+
+// renderEvent is an event as PROTOCOL.md section 4 shows it; ok is false
+// for an event with no body.
+func renderEvent(ev *chatv1.Event) (eventJSON, bool) {
+	switch b := ev.Body.(type) {
+	case *chatv1.Event_MessageNew:
+		m := b.MessageNew
+		return eventJSON{"message:new", messageNewJSON{ev.ConversationId, m.MessageId, ev.Seq, ev.PrevSeq, m.SenderId, m.Content, m.ClientMsgId, formatMs(m.CreatedAtMs)}}, true
+	case *chatv1.Event_MessageEdited:
+		m := b.MessageEdited
+		return eventJSON{"message:edited", messageEditedJSON{ev.ConversationId, m.MessageId, ev.Seq, ev.PrevSeq, m.SenderId, m.Content, formatMs(m.EditedAtMs)}}, true
+	case *chatv1.Event_MessageDeleted:
+		m := b.MessageDeleted
+		return eventJSON{"message:deleted", messageDeletedJSON{ev.ConversationId, m.MessageId, ev.Seq, ev.PrevSeq, m.SenderId, formatMs(m.DeletedAtMs)}}, true
+	case *chatv1.Event_ConversationUpdated:
+		return eventJSON{"conversation:updated", conversationUpdatedJSON{ev.ConversationId, nonNil(b.ConversationUpdated.Participants), ev.Seq, ev.PrevSeq}}, true
+	case *chatv1.Event_Typing:
+		return eventJSON{"typing", typingJSON{ev.ConversationId, b.Typing.UserId, b.Typing.IsTyping}}, true
+	case *chatv1.Event_Receipt:
+		r := b.Receipt
+		return eventJSON{"receipt", receiptJSON{ev.ConversationId, r.UserId, r.Delivered, r.Read}}, true
+	case *chatv1.Event_Presence:
+		return eventJSON{"presence", presenceOf(b.Presence)}, true
+	}
+	return eventJSON{}, false
+}
+
+func presenceOf(p *chatv1.Presence) presenceJSON {
+	out := presenceJSON{UserID: p.UserId, Status: p.Status}
+	if p.LastSeenAtMs > 0 {
+		out.LastSeenAt = formatMs(p.LastSeenAtMs)
+	}
+	return out
+}
+
+func renderEvents(evs []*chatv1.Event) []eventJSON {
+	out := make([]eventJSON, 0, len(evs))
+	for _, ev := range evs {
+		if e, ok := renderEvent(ev); ok {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// eventFrame renders ev once as a text frame, ready for any socket.
+func eventFrame(ev *chatv1.Event) []byte {
+	e, ok := renderEvent(ev)
+	if !ok {
+		return nil
+	}
+	return jsonFrame(e)
+}
+
+func jsonFrame(v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		// Only our own types get here: this is a bug, not a client's fault.
+		panic(err)
+	}
+	return textFrame(b)
+}
+
+// Error replies.
+
+type errorJSON struct {
+	Code         string      `json:"code"`
+	Message      string      `json:"message"`
+	Fields       []fieldJSON `json:"fields,omitempty"`
+	RetryAfterMs *int64      `json:"retryAfterMs,omitempty"`
+}
+
+type fieldJSON struct {
+	Field  string `json:"field"`
+	Reason string `json:"reason"`
+}
+
+// errorReply renders err as the reply to command id; the frame type comes
+// from the code (validation-error, rate-limit-exceeded or error).
+func errorReply(id string, err *errs.Error) []byte {
+	typ := "error"
+	switch err.Code {
+	case errs.CodeValidation:
+		typ = "validation-error"
+	case errs.CodeRateLimited:
+		typ = "rate-limit-exceeded"
+	}
+	data := errorJSON{Code: err.Code, Message: err.Message}
+	for _, f := range err.Fields {
+		data.Fields = append(data.Fields, fieldJSON{f.Field, f.Reason})
+	}
+	if err.Code == errs.CodeRateLimited {
+		ms := err.RetryAfter.Milliseconds()
+		data.RetryAfterMs = &ms
+	}
+	return jsonFrame(replyJSON{ID: id, Type: typ, Data: data})
+}
+
+func ackFrame(id string, data any) []byte {
+	return jsonFrame(replyJSON{ID: id, Type: "ack", Data: data})
+}
+
+// pongReply answers a ping command.
+func pongReply(id string) []byte { return jsonFrame(replyJSON{ID: id, Type: "pong"}) }
+
+func nonNil[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
+}

@@ -1,0 +1,312 @@
+package edge
+
+import (
+	"context"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/switchboard-chat/switchboard/proto/chatv1"
+	"github.com/switchboard-chat/switchboard/proto/names"
+)
+
+// room is one conversation at this edge: the sockets that joined it, and
+// the sequencer that hands them its durable events in seq order.
+//
+// Two messaging instances publish a conversation's events from two NATS
+// connections, so they can arrive out of order, and core NATS may drop one.
+// An event whose prevSeq is not the last delivered seq is held for GapWait;
+// then the missing events are fetched from the stream (through messaging's
+// history, as one of the members) and delivered in order. What cannot be
+// fetched is skipped: the client sees the gap in prevSeq and asks itself.
+type room struct {
+	s         *Server
+	subject   string
+	org, conv string
+	sub       *nats.Subscription // set once by hub.acquire
+
+	mu       sync.Mutex
+	members  map[*conn]*member
+	primed   bool                 // last is known (from the first join)
+	last     uint64               // the newest seq delivered in order
+	held     map[uint64]heldEvent // out-of-order events by their prevSeq
+	gapTimer *time.Timer
+	pending  int         // members not yet ready
+	log      []heldEvent // events delivered while a join was pending
+	stopped  bool
+}
+
+// member is a socket in a room. It gets durable events with seq > from.
+type member struct {
+	from  uint64
+	ready bool
+}
+
+type heldEvent struct {
+	ev    *chatv1.Event
+	frame []byte
+}
+
+func newRoom(s *Server, subject, org, conv string) *room {
+	return &room{s: s, subject: subject, org: org, conv: conv, members: map[*conn]*member{}, held: map[uint64]heldEvent{}}
+}
+
+// add puts c in the room, not ready: a join is on its way.
+func (r *room) add(c *conn) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if m := r.members[c]; m != nil {
+		if m.ready {
+			m.ready = false
+			r.pending++
+		}
+		return
+	}
+	r.members[c] = &member{}
+	r.pending++
+}
+
+// remove takes c out and returns how many members are left.
+func (r *room) remove(c *conn) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if m := r.members[c]; m != nil {
+		if !m.ready {
+			r.pendingDone()
+		}
+		delete(r.members, c)
+	}
+	return len(r.members)
+}
+
+func (r *room) has(c *conn) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.members[c] != nil
+}
+
+func (r *room) size() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.members)
+}
+
+func (r *room) stop() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.stopped = true
+	if r.gapTimer != nil {
+		r.gapTimer.Stop()
+	}
+}
+
+func (r *room) pendingDone() {
+	r.pending--
+	if r.pending == 0 {
+		clear(r.log)
+		r.log = r.log[:0]
+	}
+}
+
+// ready makes c a live member from lastSeq on (the join reply's): the room
+// learns where the conversation is if it did not know, ack is sent, and
+// then what the room delivered past lastSeq while the join was on its way.
+// Doing it under the room's lock keeps the ack before every live event.
+func (r *room) ready(c *conn, lastSeq uint64, ack []byte) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	m := r.members[c]
+	if m == nil {
+		return // left meanwhile
+	}
+	if !r.primed {
+		r.primed = true
+		r.last = lastSeq
+		r.drain()
+	}
+	m.from = lastSeq
+	if ack != nil {
+		c.send(ack)
+	}
+	for _, e := range r.log {
+		if e.ev.Seq > lastSeq {
+			c.send(e.frame)
+		}
+	}
+	if !m.ready {
+		m.ready = true
+		r.pendingDone()
+	}
+}
+
+// receive takes an event from NATS.
+func (r *room) receive(ev *chatv1.Event) {
+	f := eventFrame(ev)
+	if f == nil {
+		return
+	}
+	r.mu.Lock()
+	var removed bool
+	if ev.Seq == 0 {
+		r.deliver(heldEvent{ev, f}, false)
+	} else {
+		removed = r.sequence(heldEvent{ev, f})
+	}
+	r.mu.Unlock()
+	if removed {
+		r.s.hub.dropIfEmpty(r)
+	}
+}
+
+// sequence delivers a durable event in order, or holds it. It reports
+// whether a membership change removed sockets from the room. Called with
+// mu held.
+func (r *room) sequence(e heldEvent) (removed bool) {
+	if r.primed && e.ev.Seq <= r.last {
+		return false // delivered already
+	}
+	if !r.primed || e.ev.PrevSeq > r.last {
+		r.held[e.ev.PrevSeq] = e
+		if r.primed && r.gapTimer == nil && !r.stopped {
+			r.gapTimer = time.AfterFunc(r.s.cfg.GapWait, r.fillGap)
+		}
+		return false
+	}
+	removed = r.deliver(e, true)
+	return r.drain() || removed
+}
+
+// drain delivers held events that now follow the last delivered one.
+func (r *room) drain() (removed bool) {
+	for k, e := range r.held {
+		if e.ev.Seq <= r.last {
+			delete(r.held, k)
+		}
+	}
+	for {
+		e, ok := r.held[r.last]
+		if !ok {
+			return removed
+		}
+		delete(r.held, r.last)
+		removed = r.deliver(e, true) || removed
+	}
+}
+
+// deliver hands e's frame to every ready member past its start. Durable
+// events advance the room; a membership change that removes a user takes
+// that user's sockets out after they got it. Called with mu held.
+func (r *room) deliver(e heldEvent, durable bool) (removed bool) {
+	n := 0
+	for c, m := range r.members {
+		if m.ready && (!durable || e.ev.Seq > m.from) {
+			if c.send(e.frame) {
+				n++
+			}
+		}
+	}
+	r.s.metrics.fanout.WithLabelValues("delivered").Add(float64(n))
+	if !durable {
+		return false
+	}
+	r.last = e.ev.Seq
+	if r.pending > 0 {
+		r.log = append(r.log, e)
+	}
+	if u := e.ev.GetConversationUpdated(); u != nil {
+		for c := range r.members {
+			if !slices.Contains(u.Participants, c.user) {
+				r.removeLocked(c)
+				removed = true
+			}
+		}
+	}
+	return removed
+}
+
+func (r *room) removeLocked(c *conn) {
+	if m := r.members[c]; m != nil && !m.ready {
+		r.pendingDone()
+	}
+	delete(r.members, c)
+}
+
+// fillGap runs GapWait after an event arrived ahead of its predecessor: it
+// fetches what is missing, delivers it in order, and gives up on the rest.
+func (r *room) fillGap() {
+	r.mu.Lock()
+	if r.stopped || len(r.held) == 0 {
+		r.gapTimer = nil
+		r.mu.Unlock()
+		return
+	}
+	after := r.last
+	var who *conn
+	for c, m := range r.members {
+		if m.ready {
+			who = c
+			break
+		}
+	}
+	r.mu.Unlock()
+
+	var fetched []*chatv1.Event
+	if who != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), r.s.cfg.RequestTimeout)
+		var resp chatv1.HistoryResponse
+		err := who.call(ctx, names.Messaging, names.ActionHistory, &chatv1.HistoryRequest{
+			Principal: who.principal(), ConversationId: r.conv, AfterSeq: &after, Limit: 200,
+		}, &resp)
+		cancel()
+		if err == nil {
+			fetched = resp.Events
+		}
+	}
+
+	r.mu.Lock()
+	removed := false
+	for _, ev := range fetched {
+		if ev.Seq > r.last && ev.PrevSeq <= r.last {
+			if f := eventFrame(ev); f != nil {
+				removed = r.deliver(heldEvent{ev, f}, true) || removed
+				removed = r.drain() || removed
+			}
+		}
+	}
+	if len(fetched) > 0 {
+		r.s.metrics.gaps.WithLabelValues("filled").Add(float64(len(fetched)))
+	}
+	// Whatever is still missing is lost to this edge: deliver the rest in
+	// order and let clients see the gap.
+	if len(r.held) > 0 {
+		r.s.metrics.gaps.WithLabelValues("skipped").Inc()
+		rest := make([]heldEvent, 0, len(r.held))
+		for _, e := range r.held {
+			rest = append(rest, e)
+		}
+		clear(r.held)
+		slices.SortFunc(rest, func(a, b heldEvent) int { return compareSeq(a.ev.Seq, b.ev.Seq) })
+		for _, e := range rest {
+			if e.ev.Seq > r.last {
+				removed = r.deliver(e, true) || removed
+			}
+		}
+	}
+	r.gapTimer = nil
+	r.mu.Unlock()
+	if removed {
+		r.s.hub.dropIfEmpty(r)
+	}
+}
+
+func compareSeq(a, b uint64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}

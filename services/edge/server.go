@@ -1,0 +1,273 @@
+package edge
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/switchboard-chat/switchboard/kit/ids"
+	"github.com/switchboard-chat/switchboard/kit/limits"
+	"github.com/switchboard-chat/switchboard/kit/obs"
+)
+
+// Config configures an edge; the zero value of each field is its default.
+type Config struct {
+	// Auth says which tokens are accepted. Required: a key.
+	Auth AuthConfig
+	// AllowedOrigins, when not empty, is the Origin allow-list of upgrades
+	// (exact matches, e.g. "https://chat.example.com"); a request from
+	// another origin gets 403. A request without Origin is not a browser's
+	// and is allowed.
+	AllowedOrigins []string
+	// IdleTimeout closes a connection that sent nothing for so long.
+	// Default 60s.
+	IdleTimeout time.Duration
+	// PingInterval is how often the server pings. Default IdleTimeout/2.
+	PingInterval time.Duration
+	// MaxMessageBytes bounds a client message. Default 64 KiB.
+	MaxMessageBytes int
+	// SendQueueFrames and SendQueueBytes bound a connection's send queue;
+	// a connection past either is closed with 1013. Default 1024 frames,
+	// 4 MiB.
+	SendQueueFrames int
+	SendQueueBytes  int
+	// WriteTimeout bounds one write to a socket. Default 10s.
+	WriteTimeout time.Duration
+	// RequestTimeout bounds one command's NATS request. Default 5s.
+	RequestTimeout time.Duration
+	// ExpiryWarning is how long before the token's exp auth:expiring is
+	// sent. Default 30s.
+	ExpiryWarning time.Duration
+	// AuthFailureLimit failures (unauthenticated or forbidden replies)
+	// within AuthFailureWindow close the connection with 4003.
+	// Default 5 within 1 minute.
+	AuthFailureLimit  int
+	AuthFailureWindow time.Duration
+	// InvalidFrameLimit invalid commands within a minute close the
+	// connection with 1008. Default 10.
+	InvalidFrameLimit int
+	// SweepInterval is how often pings, idle and expiry are checked.
+	// Default 1s.
+	SweepInterval time.Duration
+	// GapWait is how long a conversation event that arrived before its
+	// predecessor is held before the edge fetches the missing ones.
+	// Default 100ms.
+	GapWait time.Duration
+	// Limits are the rate limits in force, shown in the session event.
+	// Default limits.Defaults().
+	Limits limits.Set
+	// ID names this edge (in presence entries and logs). Default random.
+	ID string
+	// Registerer gets the edge's metrics and Gatherer serves /metrics.
+	// Default: a fresh registry for both.
+	Registerer prometheus.Registerer
+	Gatherer   prometheus.Gatherer
+	// Logger. Default slog.Default().
+	Logger *slog.Logger
+}
+
+func (c *Config) setDefaults() {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	defInt := func(i *int, v int) {
+		if *i <= 0 {
+			*i = v
+		}
+	}
+	def(&c.IdleTimeout, 60*time.Second)
+	def(&c.PingInterval, c.IdleTimeout/2)
+	def(&c.WriteTimeout, 10*time.Second)
+	def(&c.RequestTimeout, 5*time.Second)
+	def(&c.ExpiryWarning, 30*time.Second)
+	def(&c.AuthFailureWindow, time.Minute)
+	def(&c.SweepInterval, time.Second)
+	def(&c.GapWait, 100*time.Millisecond)
+	defInt(&c.MaxMessageBytes, 64<<10)
+	defInt(&c.SendQueueFrames, 1024)
+	defInt(&c.SendQueueBytes, 4<<20)
+	defInt(&c.AuthFailureLimit, 5)
+	defInt(&c.InvalidFrameLimit, 10)
+	if c.Limits == nil {
+		c.Limits = limits.Defaults()
+	}
+	if c.ID == "" {
+		c.ID = ids.New()
+	}
+	if c.Registerer == nil || c.Gatherer == nil {
+		reg := prometheus.NewRegistry()
+		c.Registerer, c.Gatherer = reg, reg
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
+
+// Server is one edge: it accepts WebSockets, runs their commands against
+// the services over NATS and fans conversation events out to them.
+type Server struct {
+	cfg     Config
+	nc      *nats.Conn
+	auth    *Verifier
+	log     *slog.Logger
+	metrics *metrics
+	hub     *hub
+	conns   connSet
+	mux     *http.ServeMux
+	limits  map[string]limitJSON // the session event's limits
+
+	draining atomic.Bool
+	readers  sync.WaitGroup // one per live connection
+	stop     chan struct{}  // closes the janitor
+	janitor  sync.WaitGroup
+	shutdown sync.Once
+}
+
+// New returns an edge that uses nc for everything NATS.
+func New(nc *nats.Conn, cfg Config) (*Server, error) {
+	cfg.setDefaults()
+	v, err := NewVerifier(cfg.Auth)
+	if err != nil {
+		return nil, err
+	}
+	m, err := newMetrics(cfg.Registerer)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, nc: nc, auth: v, log: cfg.Logger.With("service", "edge", "edge", cfg.ID), metrics: m, stop: make(chan struct{})}
+	s.conns.init()
+	s.limits = s.limitsJSON()
+	s.hub = newHub(s)
+	s.mux = obs.Mux(cfg.Gatherer, s.ready)
+	s.mux.HandleFunc("GET /ws", s.accept)
+	s.janitor.Add(1)
+	go s.sweep()
+	return s, nil
+}
+
+// Handler serves /ws, /healthz, /readyz and /metrics.
+func (s *Server) Handler() http.Handler { return s.mux }
+
+// Handle adds another endpoint to the edge's listener (the Socket.IO
+// binding, for instance).
+func (s *Server) Handle(pattern string, h http.Handler) { s.mux.Handle(pattern, h) }
+
+func (s *Server) ready() error {
+	if s.draining.Load() {
+		return errors.New("draining")
+	}
+	if !s.nc.IsConnected() {
+		return errors.New("nats not connected")
+	}
+	return nil
+}
+
+// Serve accepts connections on ln until Shutdown.
+func (s *Server) Serve(ln net.Listener) error {
+	srv := &http.Server{Handler: s.mux, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	go func() {
+		<-s.stop
+		_ = srv.Close() // hijacked WebSockets are not its: Shutdown closes them
+	}()
+	err := srv.Serve(ln)
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// Shutdown stops accepting, closes every socket with 1012 (restart: come
+// back with sinceSeq) and waits for their readers to end, until ctx ends.
+// It does not close nc: the caller drains it afterwards.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.shutdown.Do(func() {
+		s.draining.Store(true)
+		close(s.stop)
+		s.janitor.Wait()
+		s.conns.each(func(c *conn) { c.close(CloseRestart, "server restarting", false) })
+	})
+	done := make(chan struct{})
+	go func() { s.readers.Wait(); close(done) }()
+	select {
+	case <-done:
+		s.hub.close()
+		return nil
+	case <-ctx.Done():
+		s.conns.each(func(c *conn) { _ = c.nc.Close() })
+		return ctx.Err()
+	}
+}
+
+// sweep is the janitor: one goroutine for every connection's timers
+// (pings, idle timeout, token expiry), so that an idle connection costs no
+// timer and no goroutine of its own.
+func (s *Server) sweep() {
+	defer s.janitor.Done()
+	t := time.NewTicker(s.cfg.SweepInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case now := <-t.C:
+			s.conns.each(func(c *conn) { c.tick(now) })
+		}
+	}
+}
+
+// connSet is the set of live connections, sharded to keep lock holds short.
+type connSet struct {
+	shards [32]struct {
+		mu sync.Mutex
+		m  map[*conn]struct{}
+	}
+}
+
+func (cs *connSet) init() {
+	for i := range cs.shards {
+		cs.shards[i].m = map[*conn]struct{}{}
+	}
+}
+
+func (cs *connSet) shard(c *conn) int { return int(c.seq % uint64(len(cs.shards))) }
+
+func (cs *connSet) add(c *conn) {
+	sh := &cs.shards[cs.shard(c)]
+	sh.mu.Lock()
+	sh.m[c] = struct{}{}
+	sh.mu.Unlock()
+}
+
+func (cs *connSet) remove(c *conn) {
+	sh := &cs.shards[cs.shard(c)]
+	sh.mu.Lock()
+	delete(sh.m, c)
+	sh.mu.Unlock()
+}
+
+// each calls f for every connection; f must not block.
+func (cs *connSet) each(f func(*conn)) {
+	var batch []*conn
+	for i := range cs.shards {
+		sh := &cs.shards[i]
+		sh.mu.Lock()
+		batch = batch[:0]
+		for c := range sh.m {
+			batch = append(batch, c)
+		}
+		sh.mu.Unlock()
+		for _, c := range batch {
+			f(c)
+		}
+	}
+}

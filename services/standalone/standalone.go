@@ -1,0 +1,157 @@
+// Package standalone runs all of Switchboard in one process: an embedded
+// nats-server with JetStream (unless an external NATS is given) and every
+// service on it, each with its own NATS connection as if it ran alone.
+package standalone
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/switchboard-chat/switchboard/kit/natsx"
+	"github.com/switchboard-chat/switchboard/kit/obs"
+	"github.com/switchboard-chat/switchboard/services/edge"
+	"github.com/switchboard-chat/switchboard/services/messaging"
+)
+
+// Config configures a System; the zero value of each field is its default.
+type Config struct {
+	// NatsURL, when set, is an external NATS to use instead of the
+	// embedded server.
+	NatsURL   string
+	NatsCreds string
+	// DataDir is the embedded server's JetStream store. Default "./data".
+	DataDir string
+	// NatsListen is the embedded server's client listener, so that
+	// internal services can reach it. Default "127.0.0.1:-1" (random port).
+	NatsListen string
+	// Listen is the edge's listener. Default "127.0.0.1:8080".
+	Listen string
+	// Listener, when set, is used instead of Listen.
+	Listener net.Listener
+
+	Edge      edge.Config
+	Messaging messaging.Config
+
+	// Registry gets every service's metrics, served on the edge's
+	// /metrics. Default: a fresh one.
+	Registry *prometheus.Registry
+	Logger   *slog.Logger
+}
+
+// System is a running standalone Switchboard.
+type System struct {
+	NATS      *server.Server // nil with an external NATS
+	Edge      *edge.Server
+	Messaging *messaging.Service
+
+	ln    net.Listener
+	conns []*nats.Conn
+	serve chan error
+}
+
+// Start starts the system and returns once every part is ready.
+func Start(ctx context.Context, cfg Config) (_ *System, err error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Registry == nil {
+		cfg.Registry = obs.NewRegistry()
+	}
+	if cfg.Listen == "" {
+		cfg.Listen = "127.0.0.1:8080"
+	}
+	sys := &System{serve: make(chan error, 1)}
+	defer func() {
+		if err != nil {
+			sys.close()
+		}
+	}()
+	if cfg.NatsURL == "" {
+		sys.NATS, err = natsx.StartEmbedded(natsx.EmbeddedConfig{Dir: cfg.DataDir, Listen: cfg.NatsListen})
+		if err != nil {
+			return nil, err
+		}
+		cfg.Logger.Info("embedded nats started", "url", sys.NATS.ClientURL(), "store", sys.NATS.StoreDir())
+	}
+	connect := func(name string) (*nats.Conn, error) {
+		nc, err := natsx.Connect(natsx.ConnConfig{URL: cfg.NatsURL, Creds: cfg.NatsCreds, Server: sys.NATS, Name: name, Logger: cfg.Logger})
+		if err == nil {
+			sys.conns = append(sys.conns, nc)
+		}
+		return nc, err
+	}
+
+	mc := cfg.Messaging
+	mc.Registerer, mc.Logger = cfg.Registry, cfg.Logger
+	nc, err := connect("messaging")
+	if err != nil {
+		return nil, err
+	}
+	if sys.Messaging, err = messaging.New(ctx, nc, mc); err != nil {
+		return nil, fmt.Errorf("messaging: %w", err)
+	}
+
+	ec := cfg.Edge
+	ec.Registerer, ec.Gatherer, ec.Logger = cfg.Registry, cfg.Registry, cfg.Logger
+	if nc, err = connect("edge"); err != nil {
+		return nil, err
+	}
+	if sys.Edge, err = edge.New(nc, ec); err != nil {
+		return nil, fmt.Errorf("edge: %w", err)
+	}
+	sys.ln = cfg.Listener
+	if sys.ln == nil {
+		if sys.ln, err = net.Listen("tcp", cfg.Listen); err != nil {
+			return nil, err
+		}
+	}
+	go func() { sys.serve <- sys.Edge.Serve(sys.ln) }()
+	return sys, nil
+}
+
+// Addr is the edge's listening address.
+func (s *System) Addr() string { return s.ln.Addr().String() }
+
+// NatsURL is the URL of the embedded server ("" with an external NATS).
+func (s *System) NatsURL() string {
+	if s.NATS == nil {
+		return ""
+	}
+	return s.NATS.ClientURL()
+}
+
+// Shutdown stops in order: the edge (sockets closed with 1012), then the
+// services (in-flight commands finish), then NATS connections are drained
+// and the embedded server stops.
+func (s *System) Shutdown(ctx context.Context) error {
+	var errList []error
+	if s.Edge != nil {
+		errList = append(errList, s.Edge.Shutdown(ctx))
+	}
+	if s.Messaging != nil {
+		errList = append(errList, s.Messaging.Stop(ctx))
+	}
+	s.close()
+	return errors.Join(errList...)
+}
+
+func (s *System) close() {
+	for _, nc := range s.conns {
+		_ = natsx.Drain(nc, 5*time.Second)
+	}
+	if s.ln != nil {
+		_ = s.ln.Close()
+	}
+	if s.NATS != nil {
+		s.NATS.Shutdown()
+		s.NATS.WaitForShutdown()
+	}
+}
