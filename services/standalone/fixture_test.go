@@ -184,6 +184,9 @@ type joinAckJSON struct {
 
 func (c *client) create(others ...string) string {
 	c.f.t.Helper()
+	if others == nil {
+		others = []string{}
+	}
 	return decode[createAck](c.f.t, c.do("conversation:create", map[string]any{"participants": others, "title": "room"})).ConversationID
 }
 
