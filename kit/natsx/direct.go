@@ -94,3 +94,17 @@ func directGet(ctx context.Context, nc *nats.Conn, stream string, req directReq)
 		b.Msgs = append(b.Msgs, StoredMsg{Subject: m.Header.Get("Nats-Subject"), Seq: seq, Header: m.Header, Data: m.Data})
 	}
 }
+
+// IsKVMarker reports whether a message read from a KV bucket's stream is a
+// delete or purge marker (kv.Delete, kv.Purge, or a per-key TTL expiry)
+// rather than a value.
+func (m StoredMsg) IsKVMarker() bool {
+	if m.Header == nil {
+		return false
+	}
+	switch m.Header.Get("KV-Operation") {
+	case "DEL", "PURGE":
+		return true
+	}
+	return m.Header.Get("Nats-Marker-Reason") != ""
+}

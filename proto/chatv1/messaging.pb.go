@@ -713,13 +713,15 @@ func (x *ReceiptState) GetRead() uint64 {
 }
 
 type JoinResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Error         *Error                 `protobuf:"bytes,1,opt,name=error,proto3" json:"error,omitempty"`
-	Conversation  *Conversation          `protobuf:"bytes,2,opt,name=conversation,proto3" json:"conversation,omitempty"`
-	LastSeq       uint64                 `protobuf:"varint,3,opt,name=last_seq,json=lastSeq,proto3" json:"last_seq,omitempty"`
-	Receipts      []*ReceiptState        `protobuf:"bytes,4,rep,name=receipts,proto3" json:"receipts,omitempty"`
-	Missed        []*Event               `protobuf:"bytes,5,rep,name=missed,proto3" json:"missed,omitempty"`
-	Truncated     bool                   `protobuf:"varint,6,opt,name=truncated,proto3" json:"truncated,omitempty"`
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	Error        *Error                 `protobuf:"bytes,1,opt,name=error,proto3" json:"error,omitempty"`
+	Conversation *Conversation          `protobuf:"bytes,2,opt,name=conversation,proto3" json:"conversation,omitempty"`
+	LastSeq      uint64                 `protobuf:"varint,3,opt,name=last_seq,json=lastSeq,proto3" json:"last_seq,omitempty"`
+	Receipts     []*ReceiptState        `protobuf:"bytes,4,rep,name=receipts,proto3" json:"receipts,omitempty"`
+	Missed       []*Event               `protobuf:"bytes,5,rep,name=missed,proto3" json:"missed,omitempty"`
+	Truncated    bool                   `protobuf:"varint,6,opt,name=truncated,proto3" json:"truncated,omitempty"`
+	// typing lists the participants typing now.
+	Typing        []string `protobuf:"bytes,7,rep,name=typing,proto3" json:"typing,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -794,6 +796,13 @@ func (x *JoinResponse) GetTruncated() bool {
 		return x.Truncated
 	}
 	return false
+}
+
+func (x *JoinResponse) GetTyping() []string {
+	if x != nil {
+		return x.Typing
+	}
+	return nil
 }
 
 // action "history"
@@ -1392,6 +1401,216 @@ func (x *MessageState) GetDeleted() bool {
 	return false
 }
 
+// actions "delivered" and "read": move the caller's markers forward.
+type MarkRequest struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	Principal      *Principal             `protobuf:"bytes,1,opt,name=principal,proto3" json:"principal,omitempty"`
+	ConversationId string                 `protobuf:"bytes,2,opt,name=conversation_id,json=conversationId,proto3" json:"conversation_id,omitempty"`
+	Seq            uint64                 `protobuf:"varint,3,opt,name=seq,proto3" json:"seq,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *MarkRequest) Reset() {
+	*x = MarkRequest{}
+	mi := &file_switchboard_v1_messaging_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MarkRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MarkRequest) ProtoMessage() {}
+
+func (x *MarkRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_switchboard_v1_messaging_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MarkRequest.ProtoReflect.Descriptor instead.
+func (*MarkRequest) Descriptor() ([]byte, []int) {
+	return file_switchboard_v1_messaging_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *MarkRequest) GetPrincipal() *Principal {
+	if x != nil {
+		return x.Principal
+	}
+	return nil
+}
+
+func (x *MarkRequest) GetConversationId() string {
+	if x != nil {
+		return x.ConversationId
+	}
+	return ""
+}
+
+func (x *MarkRequest) GetSeq() uint64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+type MarkResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Error         *Error                 `protobuf:"bytes,1,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MarkResponse) Reset() {
+	*x = MarkResponse{}
+	mi := &file_switchboard_v1_messaging_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MarkResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MarkResponse) ProtoMessage() {}
+
+func (x *MarkResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_switchboard_v1_messaging_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MarkResponse.ProtoReflect.Descriptor instead.
+func (*MarkResponse) Descriptor() ([]byte, []int) {
+	return file_switchboard_v1_messaging_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *MarkResponse) GetError() *Error {
+	if x != nil {
+		return x.Error
+	}
+	return nil
+}
+
+// action "typing"
+type TypingRequest struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	Principal      *Principal             `protobuf:"bytes,1,opt,name=principal,proto3" json:"principal,omitempty"`
+	ConversationId string                 `protobuf:"bytes,2,opt,name=conversation_id,json=conversationId,proto3" json:"conversation_id,omitempty"`
+	IsTyping       bool                   `protobuf:"varint,3,opt,name=is_typing,json=isTyping,proto3" json:"is_typing,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *TypingRequest) Reset() {
+	*x = TypingRequest{}
+	mi := &file_switchboard_v1_messaging_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TypingRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TypingRequest) ProtoMessage() {}
+
+func (x *TypingRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_switchboard_v1_messaging_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TypingRequest.ProtoReflect.Descriptor instead.
+func (*TypingRequest) Descriptor() ([]byte, []int) {
+	return file_switchboard_v1_messaging_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *TypingRequest) GetPrincipal() *Principal {
+	if x != nil {
+		return x.Principal
+	}
+	return nil
+}
+
+func (x *TypingRequest) GetConversationId() string {
+	if x != nil {
+		return x.ConversationId
+	}
+	return ""
+}
+
+func (x *TypingRequest) GetIsTyping() bool {
+	if x != nil {
+		return x.IsTyping
+	}
+	return false
+}
+
+type TypingResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Error         *Error                 `protobuf:"bytes,1,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TypingResponse) Reset() {
+	*x = TypingResponse{}
+	mi := &file_switchboard_v1_messaging_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TypingResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TypingResponse) ProtoMessage() {}
+
+func (x *TypingResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_switchboard_v1_messaging_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TypingResponse.ProtoReflect.Descriptor instead.
+func (*TypingResponse) Descriptor() ([]byte, []int) {
+	return file_switchboard_v1_messaging_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *TypingResponse) GetError() *Error {
+	if x != nil {
+		return x.Error
+	}
+	return nil
+}
+
 var File_switchboard_v1_messaging_proto protoreflect.FileDescriptor
 
 const file_switchboard_v1_messaging_proto_rawDesc = "" +
@@ -1446,14 +1665,15 @@ const file_switchboard_v1_messaging_proto_rawDesc = "" +
 	"\fReceiptState\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x1c\n" +
 	"\tdelivered\x18\x02 \x01(\x04R\tdelivered\x12\x12\n" +
-	"\x04read\x18\x03 \x01(\x04R\x04read\"\x9f\x02\n" +
+	"\x04read\x18\x03 \x01(\x04R\x04read\"\xb7\x02\n" +
 	"\fJoinResponse\x12+\n" +
 	"\x05error\x18\x01 \x01(\v2\x15.switchboard.v1.ErrorR\x05error\x12@\n" +
 	"\fconversation\x18\x02 \x01(\v2\x1c.switchboard.v1.ConversationR\fconversation\x12\x19\n" +
 	"\blast_seq\x18\x03 \x01(\x04R\alastSeq\x128\n" +
 	"\breceipts\x18\x04 \x03(\v2\x1c.switchboard.v1.ReceiptStateR\breceipts\x12-\n" +
 	"\x06missed\x18\x05 \x03(\v2\x15.switchboard.v1.EventR\x06missed\x12\x1c\n" +
-	"\ttruncated\x18\x06 \x01(\bR\ttruncated\"\xeb\x01\n" +
+	"\ttruncated\x18\x06 \x01(\bR\ttruncated\x12\x16\n" +
+	"\x06typing\x18\a \x03(\tR\x06typing\"\xeb\x01\n" +
 	"\x0eHistoryRequest\x127\n" +
 	"\tprincipal\x18\x01 \x01(\v2\x19.switchboard.v1.PrincipalR\tprincipal\x12'\n" +
 	"\x0fconversation_id\x18\x02 \x01(\tR\x0econversationId\x12\"\n" +
@@ -1503,7 +1723,19 @@ const file_switchboard_v1_messaging_proto_rawDesc = "" +
 	"\fMessageState\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12\x1b\n" +
 	"\tsender_id\x18\x02 \x01(\tR\bsenderId\x12\x18\n" +
-	"\adeleted\x18\x03 \x01(\bR\adeletedB=Z;github.com/switchboard-chat/switchboard/proto/chatv1;chatv1b\x06proto3"
+	"\adeleted\x18\x03 \x01(\bR\adeleted\"\x81\x01\n" +
+	"\vMarkRequest\x127\n" +
+	"\tprincipal\x18\x01 \x01(\v2\x19.switchboard.v1.PrincipalR\tprincipal\x12'\n" +
+	"\x0fconversation_id\x18\x02 \x01(\tR\x0econversationId\x12\x10\n" +
+	"\x03seq\x18\x03 \x01(\x04R\x03seq\";\n" +
+	"\fMarkResponse\x12+\n" +
+	"\x05error\x18\x01 \x01(\v2\x15.switchboard.v1.ErrorR\x05error\"\x8e\x01\n" +
+	"\rTypingRequest\x127\n" +
+	"\tprincipal\x18\x01 \x01(\v2\x19.switchboard.v1.PrincipalR\tprincipal\x12'\n" +
+	"\x0fconversation_id\x18\x02 \x01(\tR\x0econversationId\x12\x1b\n" +
+	"\tis_typing\x18\x03 \x01(\bR\bisTyping\"=\n" +
+	"\x0eTypingResponse\x12+\n" +
+	"\x05error\x18\x01 \x01(\v2\x15.switchboard.v1.ErrorR\x05errorB=Z;github.com/switchboard-chat/switchboard/proto/chatv1;chatv1b\x06proto3"
 
 var (
 	file_switchboard_v1_messaging_proto_rawDescOnce sync.Once
@@ -1517,7 +1749,7 @@ func file_switchboard_v1_messaging_proto_rawDescGZIP() []byte {
 	return file_switchboard_v1_messaging_proto_rawDescData
 }
 
-var file_switchboard_v1_messaging_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
+var file_switchboard_v1_messaging_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
 var file_switchboard_v1_messaging_proto_goTypes = []any{
 	(*Conversation)(nil),               // 0: switchboard.v1.Conversation
 	(*CreateConversationRequest)(nil),  // 1: switchboard.v1.CreateConversationRequest
@@ -1540,38 +1772,46 @@ var file_switchboard_v1_messaging_proto_goTypes = []any{
 	(*DeleteRequest)(nil),              // 18: switchboard.v1.DeleteRequest
 	(*DeleteResponse)(nil),             // 19: switchboard.v1.DeleteResponse
 	(*MessageState)(nil),               // 20: switchboard.v1.MessageState
-	(*Principal)(nil),                  // 21: switchboard.v1.Principal
-	(*Error)(nil),                      // 22: switchboard.v1.Error
-	(*Event)(nil),                      // 23: switchboard.v1.Event
+	(*MarkRequest)(nil),                // 21: switchboard.v1.MarkRequest
+	(*MarkResponse)(nil),               // 22: switchboard.v1.MarkResponse
+	(*TypingRequest)(nil),              // 23: switchboard.v1.TypingRequest
+	(*TypingResponse)(nil),             // 24: switchboard.v1.TypingResponse
+	(*Principal)(nil),                  // 25: switchboard.v1.Principal
+	(*Error)(nil),                      // 26: switchboard.v1.Error
+	(*Event)(nil),                      // 27: switchboard.v1.Event
 }
 var file_switchboard_v1_messaging_proto_depIdxs = []int32{
-	21, // 0: switchboard.v1.CreateConversationRequest.principal:type_name -> switchboard.v1.Principal
-	22, // 1: switchboard.v1.CreateConversationResponse.error:type_name -> switchboard.v1.Error
-	21, // 2: switchboard.v1.AddParticipantsRequest.principal:type_name -> switchboard.v1.Principal
-	21, // 3: switchboard.v1.RemoveParticipantRequest.principal:type_name -> switchboard.v1.Principal
-	22, // 4: switchboard.v1.ParticipantsResponse.error:type_name -> switchboard.v1.Error
-	21, // 5: switchboard.v1.ListConversationsRequest.principal:type_name -> switchboard.v1.Principal
-	22, // 6: switchboard.v1.ListConversationsResponse.error:type_name -> switchboard.v1.Error
+	25, // 0: switchboard.v1.CreateConversationRequest.principal:type_name -> switchboard.v1.Principal
+	26, // 1: switchboard.v1.CreateConversationResponse.error:type_name -> switchboard.v1.Error
+	25, // 2: switchboard.v1.AddParticipantsRequest.principal:type_name -> switchboard.v1.Principal
+	25, // 3: switchboard.v1.RemoveParticipantRequest.principal:type_name -> switchboard.v1.Principal
+	26, // 4: switchboard.v1.ParticipantsResponse.error:type_name -> switchboard.v1.Error
+	25, // 5: switchboard.v1.ListConversationsRequest.principal:type_name -> switchboard.v1.Principal
+	26, // 6: switchboard.v1.ListConversationsResponse.error:type_name -> switchboard.v1.Error
 	7,  // 7: switchboard.v1.ListConversationsResponse.conversations:type_name -> switchboard.v1.ConversationSummary
-	21, // 8: switchboard.v1.JoinRequest.principal:type_name -> switchboard.v1.Principal
-	22, // 9: switchboard.v1.JoinResponse.error:type_name -> switchboard.v1.Error
+	25, // 8: switchboard.v1.JoinRequest.principal:type_name -> switchboard.v1.Principal
+	26, // 9: switchboard.v1.JoinResponse.error:type_name -> switchboard.v1.Error
 	0,  // 10: switchboard.v1.JoinResponse.conversation:type_name -> switchboard.v1.Conversation
 	10, // 11: switchboard.v1.JoinResponse.receipts:type_name -> switchboard.v1.ReceiptState
-	23, // 12: switchboard.v1.JoinResponse.missed:type_name -> switchboard.v1.Event
-	21, // 13: switchboard.v1.HistoryRequest.principal:type_name -> switchboard.v1.Principal
-	22, // 14: switchboard.v1.HistoryResponse.error:type_name -> switchboard.v1.Error
-	23, // 15: switchboard.v1.HistoryResponse.events:type_name -> switchboard.v1.Event
-	21, // 16: switchboard.v1.SendRequest.principal:type_name -> switchboard.v1.Principal
-	22, // 17: switchboard.v1.SendResponse.error:type_name -> switchboard.v1.Error
-	21, // 18: switchboard.v1.EditRequest.principal:type_name -> switchboard.v1.Principal
-	22, // 19: switchboard.v1.EditResponse.error:type_name -> switchboard.v1.Error
-	21, // 20: switchboard.v1.DeleteRequest.principal:type_name -> switchboard.v1.Principal
-	22, // 21: switchboard.v1.DeleteResponse.error:type_name -> switchboard.v1.Error
-	22, // [22:22] is the sub-list for method output_type
-	22, // [22:22] is the sub-list for method input_type
-	22, // [22:22] is the sub-list for extension type_name
-	22, // [22:22] is the sub-list for extension extendee
-	0,  // [0:22] is the sub-list for field type_name
+	27, // 12: switchboard.v1.JoinResponse.missed:type_name -> switchboard.v1.Event
+	25, // 13: switchboard.v1.HistoryRequest.principal:type_name -> switchboard.v1.Principal
+	26, // 14: switchboard.v1.HistoryResponse.error:type_name -> switchboard.v1.Error
+	27, // 15: switchboard.v1.HistoryResponse.events:type_name -> switchboard.v1.Event
+	25, // 16: switchboard.v1.SendRequest.principal:type_name -> switchboard.v1.Principal
+	26, // 17: switchboard.v1.SendResponse.error:type_name -> switchboard.v1.Error
+	25, // 18: switchboard.v1.EditRequest.principal:type_name -> switchboard.v1.Principal
+	26, // 19: switchboard.v1.EditResponse.error:type_name -> switchboard.v1.Error
+	25, // 20: switchboard.v1.DeleteRequest.principal:type_name -> switchboard.v1.Principal
+	26, // 21: switchboard.v1.DeleteResponse.error:type_name -> switchboard.v1.Error
+	25, // 22: switchboard.v1.MarkRequest.principal:type_name -> switchboard.v1.Principal
+	26, // 23: switchboard.v1.MarkResponse.error:type_name -> switchboard.v1.Error
+	25, // 24: switchboard.v1.TypingRequest.principal:type_name -> switchboard.v1.Principal
+	26, // 25: switchboard.v1.TypingResponse.error:type_name -> switchboard.v1.Error
+	26, // [26:26] is the sub-list for method output_type
+	26, // [26:26] is the sub-list for method input_type
+	26, // [26:26] is the sub-list for extension type_name
+	26, // [26:26] is the sub-list for extension extendee
+	0,  // [0:26] is the sub-list for field type_name
 }
 
 func init() { file_switchboard_v1_messaging_proto_init() }
@@ -1589,7 +1829,7 @@ func file_switchboard_v1_messaging_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_switchboard_v1_messaging_proto_rawDesc), len(file_switchboard_v1_messaging_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   21,
+			NumMessages:   25,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -31,6 +31,13 @@ const (
 	ActionRead      = "read"
 )
 
+// Presence and ratelimit actions.
+const (
+	ActionUpdate = "update" // presence: connection states (published)
+	ActionQuery  = "query"  // presence: statuses of users
+	ActionCheck  = "check"  // ratelimit: take a token
+)
+
 // JetStream state, with the names operators look for.
 const (
 	StreamEvents        = "CHAT_EVENTS"
@@ -40,6 +47,7 @@ const (
 	BucketReceipts      = "chat_receipts"
 	BucketPresence      = "chat_presence"
 	BucketRateLimit     = "chat_ratelimit"
+	BucketTyping        = "chat_typing"
 )
 
 // StoreSubjects is the subject filter of the CHAT_EVENTS stream.
@@ -97,6 +105,14 @@ func ReceiptKey(org, conv, user string) string { return org + "." + conv + "." +
 
 // PresenceKey is the chat_presence key of one live connection.
 func PresenceKey(org, user, conn string) string { return org + "." + user + "." + conn }
+
+// LastSeenKey is the chat_presence key of a user's last-seen time; it has
+// two tokens where connection keys have three.
+func LastSeenKey(org, user string) string { return org + "." + user }
+
+// TypingKey is the chat_typing key of a participant typing in a
+// conversation (with a per-key TTL).
+func TypingKey(org, conv, user string) string { return org + "." + conv + "." + user }
 
 // RateLimitKey is the chat_ratelimit key of one user's bucket for a command;
 // the command's ':' becomes '_' so that the key stays a valid KV key.

@@ -248,13 +248,13 @@ func (s *Service) summaries(ctx context.Context, org, user string, convIDs []str
 		readBy := map[string]uint64{}
 		for _, m := range reads.Msgs {
 			r := &chatv1.ReceiptState{}
-			if !kvDeleted(m) && proto.Unmarshal(m.Data, r) == nil {
+			if !m.IsKVMarker() && proto.Unmarshal(m.Data, r) == nil {
 				readBy[r.UserId+"/"+convOfReceipt(m.Subject)] = r.Read
 			}
 		}
 		for _, m := range recs.Msgs {
 			c := &chatv1.Conversation{}
-			if kvDeleted(m) || proto.Unmarshal(m.Data, c) != nil {
+			if m.IsKVMarker() || proto.Unmarshal(m.Data, c) != nil {
 				continue
 			}
 			out = append(out, &chatv1.ConversationSummary{
@@ -316,6 +316,9 @@ func (s *Service) join(ctx context.Context, req *chatv1.JoinRequest) (*chatv1.Jo
 	if resp.Receipts, err = s.receiptStates(ctx, p.Org, conv); err != nil {
 		return nil, err
 	}
+	if resp.Typing, err = s.typingNow(ctx, p.Org, conv); err != nil {
+		return nil, err
+	}
 	return resp, nil
 }
 
@@ -329,7 +332,7 @@ func (s *Service) receiptStates(ctx context.Context, org string, conv *chatv1.Co
 	out := make([]*chatv1.ReceiptState, 0, len(b.Msgs))
 	for _, m := range b.Msgs {
 		r := &chatv1.ReceiptState{}
-		if kvDeleted(m) || proto.Unmarshal(m.Data, r) != nil || !slices.Contains(conv.Participants, r.UserId) {
+		if m.IsKVMarker() || proto.Unmarshal(m.Data, r) != nil || !slices.Contains(conv.Participants, r.UserId) {
 			continue
 		}
 		out = append(out, r)

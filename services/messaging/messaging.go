@@ -53,6 +53,9 @@ type Config struct {
 	MaxParticipants int
 	// MissedLimit bounds the missed events of a join. Default 500.
 	MissedLimit int
+	// TypingTTL is how long isTyping true lasts without a renewal; whole
+	// seconds. Default 6s.
+	TypingTTL time.Duration
 	// Workers bounds the commands handled at once. Default 256.
 	Workers int
 	// Registerer gets the metrics. Default: not exported.
@@ -82,6 +85,9 @@ func (c *Config) setDefaults() {
 	if c.MissedLimit <= 0 {
 		c.MissedLimit = 500
 	}
+	if c.TypingTTL < time.Second {
+		c.TypingTTL = typingTTLDefault
+	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -102,8 +108,11 @@ type Service struct {
 	members  jetstream.KeyValue
 	messages jetstream.KeyValue
 	receipts jetstream.KeyValue
+	typists  jetstream.KeyValue
 
-	srv *svc.Server
+	srv    *svc.Server
+	cancel context.CancelFunc // ends the typing watcher
+	wg     sync.WaitGroup     // the typing watcher
 
 	seed  maphash.Seed
 	locks [256]sync.Mutex // striped by conversation: appends in order
@@ -122,12 +131,18 @@ func New(ctx context.Context, nc *nats.Conn, cfg Config) (*Service, error) {
 	if err := s.setup(ctx); err != nil {
 		return nil, err
 	}
+	wctx, cancel := context.WithCancel(context.Background())
+	s.cancel = cancel
+	if err := s.watchTyping(wctx); err != nil {
+		cancel()
+		return nil, err
+	}
 	s.srv, err = svc.New(nc, svc.Config{Name: names.Messaging, Workers: cfg.Workers, Registerer: cfg.Registerer, Logger: s.log})
 	if err != nil {
 		return nil, err
 	}
 	if err := s.register(); err != nil {
-		_ = s.srv.Stop(ctx)
+		_ = s.Stop(ctx)
 		return nil, err
 	}
 	return s, nil
@@ -169,7 +184,12 @@ func (s *Service) setup(ctx context.Context) error {
 	if s.receipts, err = kv(names.BucketReceipts, "delivered and read markers", 0); err != nil {
 		return err
 	}
-	return nil
+	// Per-key TTLs need limit markers, and History 1 (FIELD-NOTES.md).
+	s.typists, err = natsx.EnsureKV(ctx, s.js, jetstream.KeyValueConfig{
+		Bucket: names.BucketTyping, Description: "who is typing, one key per typist with a TTL", History: 1,
+		LimitMarkerTTL: time.Second, Storage: jetstream.FileStorage, Replicas: s.cfg.Replicas,
+	})
+	return err
 }
 
 func (s *Service) register() error {
@@ -183,6 +203,9 @@ func (s *Service) register() error {
 		svc.Handle(s.srv, names.ActionSend, s.send),
 		svc.Handle(s.srv, names.ActionEdit, s.edit),
 		svc.Handle(s.srv, names.ActionDelete, s.delete),
+		svc.Handle(s.srv, names.ActionDelivered, s.delivered),
+		svc.Handle(s.srv, names.ActionRead, s.read),
+		svc.Handle(s.srv, names.ActionTyping, s.typing),
 	} {
 		if err != nil {
 			return fmt.Errorf("messaging endpoints: %w", err)
@@ -191,8 +214,17 @@ func (s *Service) register() error {
 	return nil
 }
 
-// Stop stops taking commands and finishes those in flight.
-func (s *Service) Stop(ctx context.Context) error { return s.srv.Stop(ctx) }
+// Stop stops taking commands, finishes those in flight and ends the typing
+// watcher.
+func (s *Service) Stop(ctx context.Context) error {
+	var err error
+	if s.srv != nil {
+		err = s.srv.Stop(ctx)
+	}
+	s.cancel()
+	s.wg.Wait()
+	return err
+}
 
 func (s *Service) lockFor(key string) *sync.Mutex {
 	return &s.locks[maphash.String(s.seed, key)%uint64(len(s.locks))]

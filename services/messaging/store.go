@@ -224,7 +224,7 @@ func (s *Service) redactDeleted(ctx context.Context, org, conv string, events []
 		}
 		for _, m := range b.Msgs {
 			st := &chatv1.MessageState{}
-			if kvDeleted(m) || proto.Unmarshal(m.Data, st) != nil || !st.Deleted {
+			if m.IsKVMarker() || proto.Unmarshal(m.Data, st) != nil || !st.Deleted {
 				continue
 			}
 			if mn := byID[lastToken(m.Subject)]; mn != nil {
@@ -233,12 +233,6 @@ func (s *Service) redactDeleted(ctx context.Context, org, conv string, events []
 		}
 	}
 	return nil
-}
-
-// kvDeleted reports a KV delete or purge marker read from a bucket's stream.
-func kvDeleted(m natsx.StoredMsg) bool {
-	op := m.Header.Get("KV-Operation")
-	return op == "DEL" || op == "PURGE"
 }
 
 func lastToken(subject string) string {
@@ -335,7 +329,7 @@ func (s *Service) userConversations(ctx context.Context, org, user string) ([]st
 	if err == nil {
 		out := make([]string, 0, len(b.Msgs))
 		for _, m := range b.Msgs {
-			if !kvDeleted(m) {
+			if !m.IsKVMarker() {
 				out = append(out, lastToken(m.Subject))
 			}
 		}
