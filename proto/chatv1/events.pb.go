@@ -460,9 +460,12 @@ func (x *ConversationUpdated) GetParticipants() []string {
 }
 
 type Typing struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	UserId        string                 `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
-	IsTyping      bool                   `protobuf:"varint,2,opt,name=is_typing,json=isTyping,proto3" json:"is_typing,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	UserId   string                 `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	IsTyping bool                   `protobuf:"varint,2,opt,name=is_typing,json=isTyping,proto3" json:"is_typing,omitempty"`
+	// connection is the connection that typed (edges do not echo it back);
+	// empty when typing ended by itself.
+	Connection    string `protobuf:"bytes,3,opt,name=connection,proto3" json:"connection,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -509,6 +512,13 @@ func (x *Typing) GetIsTyping() bool {
 		return x.IsTyping
 	}
 	return false
+}
+
+func (x *Typing) GetConnection() string {
+	if x != nil {
+		return x.Connection
+	}
+	return ""
 }
 
 type Receipt struct {
@@ -673,10 +683,13 @@ const file_switchboard_v1_events_proto_rawDesc = "" +
 	"\tsender_id\x18\x02 \x01(\tR\bsenderId\x12\"\n" +
 	"\rdeleted_at_ms\x18\x03 \x01(\x03R\vdeletedAtMs\"9\n" +
 	"\x13ConversationUpdated\x12\"\n" +
-	"\fparticipants\x18\x01 \x03(\tR\fparticipants\">\n" +
+	"\fparticipants\x18\x01 \x03(\tR\fparticipants\"^\n" +
 	"\x06Typing\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x1b\n" +
-	"\tis_typing\x18\x02 \x01(\bR\bisTyping\"T\n" +
+	"\tis_typing\x18\x02 \x01(\bR\bisTyping\x12\x1e\n" +
+	"\n" +
+	"connection\x18\x03 \x01(\tR\n" +
+	"connection\"T\n" +
 	"\aReceipt\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x1c\n" +
 	"\tdelivered\x18\x02 \x01(\x04R\tdelivered\x12\x12\n" +

@@ -209,7 +209,7 @@ func (c *conn) joinAck(resp *chatv1.JoinResponse) joinAck {
 		LastSeq:      resp.LastSeq,
 		Receipts:     make([]receiptStateJSON, 0, len(resp.Receipts)),
 		Presence:     []presenceJSON{},
-		Typing:       []string{},
+		Typing:       nonNil(resp.Typing),
 		Missed:       renderEvents(resp.Missed),
 		Truncated:    resp.Truncated,
 	}

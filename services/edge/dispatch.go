@@ -36,6 +36,9 @@ func init() {
 		"message:send":         (*conn).sendMessage,
 		"message:edit":         (*conn).editMessage,
 		"message:delete":       (*conn).deleteMessage,
+		"message:typing":       (*conn).typing,
+		"message:delivered":    (*conn).delivered,
+		"message:read":         (*conn).read,
 		"auth:refresh":         (*conn).refresh,
 		"ping":                 (*conn).ping,
 	}

@@ -99,3 +99,65 @@ func (c *conn) deleteMessage(ctx context.Context, cmd command) (any, error) {
 		DeletedAt string `json:"deletedAt"`
 	}{resp.Seq, formatMs(resp.DeletedAtMs)}, nil
 }
+
+type typingData struct {
+	ConversationID string `json:"conversationId"`
+	IsTyping       *bool  `json:"isTyping"`
+}
+
+func (c *conn) typing(ctx context.Context, cmd command) (any, error) {
+	var d typingData
+	if err := decodeData(cmd.Data, &d, true); err != nil {
+		return nil, err
+	}
+	var f fieldErrs
+	f.id("conversationId", d.ConversationID)
+	if d.IsTyping == nil {
+		f.add("isTyping", "is required")
+	}
+	if err := f.err(); err != nil {
+		return nil, err
+	}
+	err := c.call(ctx, names.Messaging, names.ActionTyping, &chatv1.TypingRequest{
+		Principal: c.principal(), ConversationId: d.ConversationID, IsTyping: *d.IsTyping,
+	}, &chatv1.TypingResponse{})
+	if err != nil {
+		return nil, err
+	}
+	return struct{}{}, nil
+}
+
+type markData struct {
+	ConversationID string  `json:"conversationId"`
+	Seq            *uint64 `json:"seq"`
+}
+
+func (c *conn) delivered(ctx context.Context, cmd command) (any, error) {
+	return c.mark(ctx, cmd, names.ActionDelivered)
+}
+
+func (c *conn) read(ctx context.Context, cmd command) (any, error) {
+	return c.mark(ctx, cmd, names.ActionRead)
+}
+
+func (c *conn) mark(ctx context.Context, cmd command, action string) (any, error) {
+	var d markData
+	if err := decodeData(cmd.Data, &d, true); err != nil {
+		return nil, err
+	}
+	var f fieldErrs
+	f.id("conversationId", d.ConversationID)
+	if d.Seq == nil {
+		f.add("seq", "is required")
+	}
+	if err := f.err(); err != nil {
+		return nil, err
+	}
+	err := c.call(ctx, names.Messaging, action, &chatv1.MarkRequest{
+		Principal: c.principal(), ConversationId: d.ConversationID, Seq: *d.Seq,
+	}, &chatv1.MarkResponse{})
+	if err != nil {
+		return nil, err
+	}
+	return struct{}{}, nil
+}

@@ -33,9 +33,21 @@ type room struct {
 	last     uint64               // the newest seq delivered in order
 	held     map[uint64]heldEvent // out-of-order events by their prevSeq
 	gapTimer *time.Timer
-	pending  int         // members not yet ready
-	log      []heldEvent // events delivered while a join was pending
+	pending  int             // members not yet ready
+	log      []heldEvent     // events delivered while a join was pending
+	typing   map[string]bool // who types, as this edge last told its sockets
+	receipts map[string]*receiptThrottle
 	stopped  bool
+}
+
+// receiptThrottle coalesces one participant's receipt events: at most one
+// per ReceiptInterval, carrying the newest markers.
+type receiptThrottle struct {
+	last      time.Time
+	delivered uint64
+	read      uint64
+	dirty     bool // markers newer than the last event sent
+	timer     *time.Timer
 }
 
 // member is a socket in a room. It gets durable events with seq > from.
@@ -50,7 +62,11 @@ type heldEvent struct {
 }
 
 func newRoom(s *Server, subject, org, conv string) *room {
-	return &room{s: s, subject: subject, org: org, conv: conv, members: map[*conn]*member{}, held: map[uint64]heldEvent{}}
+	return &room{
+		s: s, subject: subject, org: org, conv: conv,
+		members: map[*conn]*member{}, held: map[uint64]heldEvent{},
+		typing: map[string]bool{}, receipts: map[string]*receiptThrottle{},
+	}
 }
 
 // add puts c in the room, not ready: a join is on its way.
@@ -100,6 +116,11 @@ func (r *room) stop() {
 	if r.gapTimer != nil {
 		r.gapTimer.Stop()
 	}
+	for _, t := range r.receipts {
+		if t.timer != nil {
+			t.timer.Stop()
+		}
+	}
 }
 
 func (r *room) pendingDone() {
@@ -143,21 +164,98 @@ func (r *room) ready(c *conn, lastSeq uint64, ack []byte) {
 
 // receive takes an event from NATS.
 func (r *room) receive(ev *chatv1.Event) {
+	if ev.Seq == 0 {
+		r.ephemeral(ev)
+		return
+	}
 	f := eventFrame(ev)
 	if f == nil {
 		return
 	}
 	r.mu.Lock()
-	var removed bool
-	if ev.Seq == 0 {
-		r.deliver(heldEvent{ev, f}, false)
-	} else {
-		removed = r.sequence(heldEvent{ev, f})
-	}
+	removed := r.sequence(heldEvent{ev, f})
 	r.mu.Unlock()
 	if removed {
 		r.s.hub.dropIfEmpty(r)
 	}
+}
+
+// ephemeral delivers a typing or receipt event. Typing goes out only when a
+// user's state changes here (renewals and the repeats of several messaging
+// instances are dropped), never back to the connection that typed.
+// Receipts are coalesced per participant.
+func (r *room) ephemeral(ev *chatv1.Event) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	switch {
+	case ev.GetTyping() != nil:
+		ty := ev.GetTyping()
+		if r.typing[ty.UserId] == ty.IsTyping {
+			return
+		}
+		if ty.IsTyping {
+			r.typing[ty.UserId] = true
+		} else {
+			delete(r.typing, ty.UserId)
+		}
+		if f := eventFrame(ev); f != nil {
+			r.broadcast(f, ty.Connection)
+		}
+	case ev.GetReceipt() != nil:
+		r.receipt(ev.GetReceipt())
+	}
+}
+
+// receipt sends a participant's markers at once if none went out within
+// ReceiptInterval, else once that interval is over, with the newest
+// markers. Called with mu held.
+func (r *room) receipt(rc *chatv1.Receipt) {
+	t := r.receipts[rc.UserId]
+	if t == nil {
+		t = &receiptThrottle{}
+		r.receipts[rc.UserId] = t
+	}
+	if rc.Delivered <= t.delivered && rc.Read <= t.read {
+		return // an older event, from another instance: nothing new
+	}
+	t.delivered, t.read = max(t.delivered, rc.Delivered), max(t.read, rc.Read)
+	t.dirty = true
+	wait := r.s.cfg.ReceiptInterval - time.Since(t.last)
+	if wait <= 0 {
+		r.flushReceipt(rc.UserId, t)
+		return
+	}
+	if t.timer == nil && !r.stopped {
+		user := rc.UserId
+		t.timer = time.AfterFunc(wait, func() {
+			r.mu.Lock()
+			defer r.mu.Unlock()
+			t.timer = nil
+			if t.dirty && !r.stopped {
+				r.flushReceipt(user, t)
+			}
+		})
+	}
+}
+
+func (r *room) flushReceipt(user string, t *receiptThrottle) {
+	t.last, t.dirty = time.Now(), false
+	f := eventFrame(&chatv1.Event{ConversationId: r.conv, Body: &chatv1.Event_Receipt{Receipt: &chatv1.Receipt{
+		UserId: user, Delivered: t.delivered, Read: t.read,
+	}}})
+	r.broadcast(f, "")
+}
+
+// broadcast hands an ephemeral frame to every ready member but the
+// connection skip. Called with mu held.
+func (r *room) broadcast(f []byte, skip string) {
+	n := 0
+	for c, m := range r.members {
+		if m.ready && c.id != skip && c.send(f) {
+			n++
+		}
+	}
+	r.s.metrics.fanout.WithLabelValues("delivered").Add(float64(n))
 }
 
 // sequence delivers a durable event in order, or holds it. It reports
@@ -174,7 +272,7 @@ func (r *room) sequence(e heldEvent) (removed bool) {
 		}
 		return false
 	}
-	removed = r.deliver(e, true)
+	removed = r.deliver(e)
 	return r.drain() || removed
 }
 
@@ -191,26 +289,21 @@ func (r *room) drain() (removed bool) {
 			return removed
 		}
 		delete(r.held, r.last)
-		removed = r.deliver(e, true) || removed
+		removed = r.deliver(e) || removed
 	}
 }
 
-// deliver hands e's frame to every ready member past its start. Durable
-// events advance the room; a membership change that removes a user takes
-// that user's sockets out after they got it. Called with mu held.
-func (r *room) deliver(e heldEvent, durable bool) (removed bool) {
+// deliver hands a durable event's frame to every ready member past its
+// start and advances the room; a membership change that removes a user
+// takes that user's sockets out after they got it. Called with mu held.
+func (r *room) deliver(e heldEvent) (removed bool) {
 	n := 0
 	for c, m := range r.members {
-		if m.ready && (!durable || e.ev.Seq > m.from) {
-			if c.send(e.frame) {
-				n++
-			}
+		if m.ready && e.ev.Seq > m.from && c.send(e.frame) {
+			n++
 		}
 	}
 	r.s.metrics.fanout.WithLabelValues("delivered").Add(float64(n))
-	if !durable {
-		return false
-	}
 	r.last = e.ev.Seq
 	if r.pending > 0 {
 		r.log = append(r.log, e)
@@ -270,7 +363,7 @@ func (r *room) fillGap() {
 	for _, ev := range fetched {
 		if ev.Seq > r.last && ev.PrevSeq <= r.last {
 			if f := eventFrame(ev); f != nil {
-				removed = r.deliver(heldEvent{ev, f}, true) || removed
+				removed = r.deliver(heldEvent{ev, f}) || removed
 				removed = r.drain() || removed
 			}
 		}
@@ -290,7 +383,7 @@ func (r *room) fillGap() {
 		slices.SortFunc(rest, func(a, b heldEvent) int { return compareSeq(a.ev.Seq, b.ev.Seq) })
 		for _, e := range rest {
 			if e.ev.Seq > r.last {
-				removed = r.deliver(e, true) || removed
+				removed = r.deliver(e) || removed
 			}
 		}
 	}

@@ -61,6 +61,10 @@ type Config struct {
 	// predecessor is held before the edge fetches the missing ones.
 	// Default 100ms.
 	GapWait time.Duration
+	// ReceiptInterval is the least time between two receipt events of one
+	// participant in one conversation; markers in between are coalesced
+	// into the next. Default 500ms.
+	ReceiptInterval time.Duration
 	// Limits are the rate limits in force, shown in the session event.
 	// Default limits.Defaults().
 	Limits limits.Set
@@ -93,6 +97,7 @@ func (c *Config) setDefaults() {
 	def(&c.AuthFailureWindow, time.Minute)
 	def(&c.SweepInterval, time.Second)
 	def(&c.GapWait, 100*time.Millisecond)
+	def(&c.ReceiptInterval, 500*time.Millisecond)
 	defInt(&c.MaxMessageBytes, 64<<10)
 	defInt(&c.SendQueueFrames, 1024)
 	defInt(&c.SendQueueBytes, 4<<20)

@@ -50,7 +50,7 @@ func (s *Service) typing(ctx context.Context, req *chatv1.TypingRequest) (*chatv
 		return nil, err
 	}
 	if changed {
-		s.publishTyping(p.Org, req.ConversationId, p.User, req.IsTyping)
+		s.publishTyping(p.Org, req.ConversationId, p.User, p.Connection, req.IsTyping)
 	}
 	return &chatv1.TypingResponse{}, nil
 }
@@ -108,10 +108,10 @@ func (s *Service) stopTyping(ctx context.Context, key string) (bool, error) {
 	return true, nil
 }
 
-func (s *Service) publishTyping(org, conv, user string, typing bool) {
+func (s *Service) publishTyping(org, conv, user, connection string, typing bool) {
 	s.publishLive(org, conv, &chatv1.Event{
 		ConversationId: conv,
-		Body:           &chatv1.Event_Typing{Typing: &chatv1.Typing{UserId: user, IsTyping: typing}},
+		Body:           &chatv1.Event_Typing{Typing: &chatv1.Typing{UserId: user, IsTyping: typing, Connection: connection}},
 	})
 }
 
@@ -139,7 +139,7 @@ func (s *Service) watchTyping(ctx context.Context) error {
 				}
 				org, conv, user, ok := splitTypingKey(e.Key())
 				if ok {
-					s.publishTyping(org, conv, user, false)
+					s.publishTyping(org, conv, user, "", false)
 				}
 			}
 		}

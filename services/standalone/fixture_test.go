@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/switchboard-chat/switchboard/kit/devtoken"
+	"github.com/switchboard-chat/switchboard/kit/limits"
 	"github.com/switchboard-chat/switchboard/kit/wsclient"
 	"github.com/switchboard-chat/switchboard/services/edge"
 )
@@ -198,4 +199,13 @@ func (c *client) join(conv string) joinAckJSON {
 func (c *client) send(conv, content string) sendAck {
 	c.f.t.Helper()
 	return decode[sendAck](c.f.t, c.do("message:send", map[string]any{"conversationId": conv, "content": content, "clientMsgId": fmt.Sprintf("m-%d", c.f.ids.Add(1))}))
+}
+
+// generous are limits that tests which send in bursts do not reach.
+func generous() limits.Set {
+	s, err := limits.Parse(limits.Defaults(), "message:send=100000/1s,message:typing=100000/1s,default=100000/1s")
+	if err != nil {
+		panic(err)
+	}
+	return s
 }
