@@ -321,7 +321,6 @@ type PresenceEntry struct {
 	Edge          string                 `protobuf:"bytes,1,opt,name=edge,proto3" json:"edge,omitempty"`
 	Status        string                 `protobuf:"bytes,2,opt,name=status,proto3" json:"status,omitempty"`
 	LastActiveMs  int64                  `protobuf:"varint,3,opt,name=last_active_ms,json=lastActiveMs,proto3" json:"last_active_ms,omitempty"`
-	ConnectedAtMs int64                  `protobuf:"varint,4,opt,name=connected_at_ms,json=connectedAtMs,proto3" json:"connected_at_ms,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -373,13 +372,6 @@ func (x *PresenceEntry) GetStatus() string {
 func (x *PresenceEntry) GetLastActiveMs() int64 {
 	if x != nil {
 		return x.LastActiveMs
-	}
-	return 0
-}
-
-func (x *PresenceEntry) GetConnectedAtMs() int64 {
-	if x != nil {
-		return x.ConnectedAtMs
 	}
 	return 0
 }
@@ -454,12 +446,11 @@ const file_switchboard_v1_presence_proto_rawDesc = "" +
 	"\buser_ids\x18\x02 \x03(\tR\auserIds\"z\n" +
 	"\x15PresenceQueryResponse\x12+\n" +
 	"\x05error\x18\x01 \x01(\v2\x15.switchboard.v1.ErrorR\x05error\x124\n" +
-	"\bpresence\x18\x02 \x03(\v2\x18.switchboard.v1.PresenceR\bpresence\"\x89\x01\n" +
+	"\bpresence\x18\x02 \x03(\v2\x18.switchboard.v1.PresenceR\bpresence\"a\n" +
 	"\rPresenceEntry\x12\x12\n" +
 	"\x04edge\x18\x01 \x01(\tR\x04edge\x12\x16\n" +
 	"\x06status\x18\x02 \x01(\tR\x06status\x12$\n" +
-	"\x0elast_active_ms\x18\x03 \x01(\x03R\flastActiveMs\x12&\n" +
-	"\x0fconnected_at_ms\x18\x04 \x01(\x03R\rconnectedAtMs\",\n" +
+	"\x0elast_active_ms\x18\x03 \x01(\x03R\flastActiveMs\",\n" +
 	"\bLastSeen\x12 \n" +
 	"\flast_seen_ms\x18\x01 \x01(\x03R\n" +
 	"lastSeenMsB=Z;github.com/switchboard-chat/switchboard/proto/chatv1;chatv1b\x06proto3"
