@@ -147,6 +147,11 @@ func Handle[Req Request, Resp proto.Message](s *Server, action string, fn Handle
 				resp = respType.New().Interface().(Resp)
 				resp.ProtoReflect().Set(errField, protoreflect.ValueOfMessage(errs.ToProto(e).ProtoReflect()))
 			}
+			s.results.WithLabelValues(action, code).Inc()
+			s.latency.WithLabelValues(action).Observe(time.Since(start).Seconds())
+			if r.Reply() == "" {
+				return // published, not requested: nobody waits for a reply
+			}
 			out, merr := proto.Marshal(resp)
 			if merr != nil {
 				s.log.Error("marshal reply", "service", s.cfg.Name, "action", action, "err", merr)
@@ -155,8 +160,6 @@ func Handle[Req Request, Resp proto.Message](s *Server, action string, fn Handle
 			if rerr := r.Respond(out); rerr != nil {
 				s.log.Warn("respond", "service", s.cfg.Name, "action", action, "err", rerr)
 			}
-			s.results.WithLabelValues(action, code).Inc()
-			s.latency.WithLabelValues(action).Observe(time.Since(start).Seconds())
 		}()
 	}
 	return s.micro.AddEndpoint(action, micro.HandlerFunc(handler),

@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
+	"sync"
 	"unicode/utf8"
 
 	"github.com/switchboard-chat/switchboard/kit/errs"
@@ -38,7 +40,14 @@ func decodeCommand(msg []byte) (command, error) {
 		Data json.RawMessage `json:"data"`
 	}
 	var cmd command
-	if err := strictDecode(msg, &env); err != nil {
+	if err := strictDecode(msg, &env, ""); err != nil {
+		// An unknown field: the reply still carries the command's id.
+		var loose struct {
+			ID string `json:"id"`
+		}
+		if json.Unmarshal(msg, &loose) == nil && loose.ID != "" && utf8.RuneCountInString(loose.ID) <= maxCommandID {
+			cmd.ID = loose.ID
+		}
 		return cmd, err
 	}
 	var f fieldErrs
@@ -69,32 +78,63 @@ func decodeData(raw json.RawMessage, v any, required bool) error {
 		}
 		return nil
 	}
-	return strictDecode(raw, v)
+	return strictDecode(raw, v, "data")
 }
 
 func isNull(raw json.RawMessage) bool { return bytes.Equal(bytes.TrimSpace(raw), []byte("null")) }
 
-// strictDecode decodes JSON into v and turns the decoder's complaints into
-// field errors a client can act on.
-func strictDecode(data []byte, v any) error {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	err := dec.Decode(v)
+// strictDecode decodes a JSON object into v (a pointer to a struct) and
+// turns the decoder's complaints into field errors a client can act on.
+// Field names match exactly (encoding/json alone would take "Type" for
+// "type"); where names the object in errors about the object itself.
+func strictDecode(data []byte, v any, where string) error {
+	notObject := errs.Invalid(errs.Field{Field: where, Reason: "must be a JSON object"})
+	var keys map[string]json.RawMessage
+	if err := json.Unmarshal(data, &keys); err != nil {
+		return notObject
+	}
+	known := jsonFields(reflect.TypeOf(v).Elem())
+	var unknown []string
+	for k := range keys {
+		if !known[k] {
+			unknown = append(unknown, k)
+		}
+	}
+	if len(unknown) > 0 {
+		slices.Sort(unknown)
+		var f fieldErrs
+		for _, k := range unknown {
+			f.add(k, "unknown field")
+		}
+		return f.err()
+	}
+	err := json.Unmarshal(data, v)
 	if err == nil {
 		return nil
 	}
 	var typeErr *json.UnmarshalTypeError
-	switch {
-	case errors.As(err, &typeErr):
-		if typeErr.Field == "" {
-			return errs.Invalid(errs.Field{Field: "", Reason: "must be a JSON object"})
-		}
+	if errors.As(err, &typeErr) && typeErr.Field != "" {
 		return errs.Invalid(errs.Field{Field: typeErr.Field, Reason: "must be " + describe(typeErr.Type)})
-	case strings.HasPrefix(err.Error(), "json: unknown field "):
-		name := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
-		return errs.Invalid(errs.Field{Field: name, Reason: "unknown field"})
 	}
-	return errs.Invalid(errs.Field{Field: "", Reason: "must be a JSON object"})
+	return notObject
+}
+
+// jsonFieldCache caches the JSON names of the command structs.
+var jsonFieldCache sync.Map // reflect.Type -> map[string]bool
+
+func jsonFields(t reflect.Type) map[string]bool {
+	if m, ok := jsonFieldCache.Load(t); ok {
+		return m.(map[string]bool)
+	}
+	m := map[string]bool{}
+	for i := range t.NumField() {
+		name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
+		if name != "" && name != "-" {
+			m[name] = true
+		}
+	}
+	jsonFieldCache.Store(t, m)
+	return m
 }
 
 func describe(t reflect.Type) string {

@@ -27,10 +27,13 @@ type conn struct {
 	id        string
 	org, user string
 
-	lastRead atomic.Int64 // unix nanos of the last frame read
-	expires  atomic.Int64 // unix nanos of the token's exp
-	warned   atomic.Bool  // auth:expiring was sent for this exp
-	lastPing int64        // owned by the janitor
+	lastRead   atomic.Int64  // unix nanos of the last frame read
+	lastActive atomic.Int64  // unix nanos of the last command (presence)
+	expires    atomic.Int64  // unix nanos of the token's exp
+	warned     atomic.Bool   // auth:expiring was sent for this exp
+	away       atomic.Bool   // presence:set away
+	reported   atomic.Uint32 // the status last reported to presence
+	lastPing   int64         // owned by the janitor
 
 	// Owned by the reader.
 	rooms    map[string]*room // joined conversations by id
@@ -60,6 +63,7 @@ func (s *Server) serve(nc net.Conn, rd io.Reader, id Identity) {
 	}
 	c.flushFn = c.flush
 	c.lastRead.Store(now.UnixNano())
+	c.lastActive.Store(now.UnixNano())
 	c.expires.Store(id.Expires.UnixNano())
 
 	s.readers.Add(1)
@@ -67,6 +71,7 @@ func (s *Server) serve(nc net.Conn, rd io.Reader, id Identity) {
 	s.conns.add(c)
 	s.metrics.connections.WithLabelValues(c.org).Inc()
 	s.hub.addUser(c)
+	c.reportPresence(false)
 	s.log.Info("connected", "org", c.org, "user", c.user, "conn", c.id, "remote", nc.RemoteAddr().String())
 
 	c.send(s.sessionFrame(c, id.Expires))
@@ -75,6 +80,7 @@ func (s *Server) serve(nc net.Conn, rd io.Reader, id Identity) {
 	c.leaveAll()
 	s.hub.removeUser(c)
 	s.conns.remove(c)
+	c.reportPresence(true)
 	s.metrics.connections.WithLabelValues(c.org).Dec()
 	s.log.Info("disconnected", "org", c.org, "user", c.user, "conn", c.id, "reason", reason)
 }
@@ -132,8 +138,8 @@ func (c *conn) closeNow() {
 	})
 }
 
-// tick is the janitor's visit: ping, idle timeout, token expiry.
-func (c *conn) tick(now time.Time) {
+// tick is the janitor's visit: ping, idle timeout, token expiry, presence.
+func (c *conn) tick(now time.Time, hb *heartbeats) {
 	n := now.UnixNano()
 	cfg := &c.s.cfg
 	if n-c.lastRead.Load() > int64(cfg.IdleTimeout) {
@@ -152,6 +158,7 @@ func (c *conn) tick(now time.Time) {
 		c.lastPing = n
 		c.send(pingFrame)
 	}
+	hb.visit(c)
 }
 
 // window counts events within a sliding span; owned by one goroutine.

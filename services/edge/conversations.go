@@ -196,9 +196,12 @@ func (c *conn) join(ctx context.Context, cmd command) (any, error) {
 	c.rooms[d.ConversationID] = r
 	var ack []byte
 	if cmd.ID != "" {
-		ack = ackFrame(cmd.ID, c.joinAck(&resp))
+		a := c.joinAck(&resp)
+		a.Presence = c.participantsPresence(resp.Conversation.GetParticipants())
+		ack = ackFrame(cmd.ID, a)
 	}
-	r.ready(c, resp.LastSeq, ack)
+	r.ready(c, resp.LastSeq, resp.Conversation.GetParticipants(), ack)
+	r.syncPresence()
 	return nil, errReplied
 }
 

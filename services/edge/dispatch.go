@@ -39,6 +39,8 @@ func init() {
 		"message:typing":       (*conn).typing,
 		"message:delivered":    (*conn).delivered,
 		"message:read":         (*conn).read,
+		"presence:set":         (*conn).setPresence,
+		"presence:query":       (*conn).queryPresence,
 		"auth:refresh":         (*conn).refresh,
 		"ping":                 (*conn).ping,
 	}
@@ -59,6 +61,7 @@ func (c *conn) handle(msg []byte) error {
 	}
 	var data any
 	if err == nil {
+		c.lastActive.Store(now.UnixNano())
 		ctx, cancel := context.WithTimeout(context.Background(), c.s.cfg.RequestTimeout)
 		data, err = commands[cmd.Type](c, ctx, cmd)
 		cancel()

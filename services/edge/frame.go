@@ -115,6 +115,9 @@ func (fr *frameReader) next() ([]byte, ws.StatusCode, error) {
 			if !h.Fin || h.Length > 125 {
 				return nil, 0, closeWith(CloseProtocolError, "bad control frame")
 			}
+			if h.OpCode.IsReserved() {
+				return nil, 0, closeWith(CloseProtocolError, "unknown opcode")
+			}
 			p, err := fr.payload(h, nil)
 			if err != nil {
 				return nil, 0, err
@@ -170,10 +173,17 @@ func (fr *frameReader) payload(h ws.Header, buf []byte) ([]byte, error) {
 	return buf, nil
 }
 
-// peerCloseCode is the code to echo for a client's close frame.
+// peerCloseCode is the code to echo for a client's close frame: a body of
+// one byte, or a reason that is not UTF-8, fails the connection (RFC 6455
+// sections 5.5.1 and 8.1).
 func peerCloseCode(p []byte) ws.StatusCode {
-	if len(p) < 2 {
+	switch {
+	case len(p) == 0:
 		return CloseNormal
+	case len(p) == 1:
+		return CloseProtocolError
+	case !utf8.Valid(p[2:]):
+		return CloseInvalidPayload
 	}
 	code := ws.StatusCode(binary.BigEndian.Uint16(p))
 	switch {

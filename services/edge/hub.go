@@ -39,9 +39,10 @@ const (
 type hubShard struct {
 	ch chan *nats.Msg
 
-	mu    sync.Mutex
-	rooms map[string]*room    // by conversation event subject
-	users map[string]*userSub // by user event subject
+	mu       sync.Mutex
+	rooms    map[string]*room        // by conversation event subject
+	users    map[string]*userSub     // by user event subject
+	presence map[string]*presenceSub // by presence event subject
 }
 
 // userSub is the subscription to one user's events and that user's sockets.
@@ -57,6 +58,7 @@ func newHub(s *Server) *hub {
 		sh.ch = make(chan *nats.Msg, hubQueue)
 		sh.rooms = map[string]*room{}
 		sh.users = map[string]*userSub{}
+		sh.presence = map[string]*presenceSub{}
 		h.wg.Add(1)
 		go h.dispatch(sh)
 	}
@@ -102,6 +104,8 @@ func (h *hub) route(sh *hubShard, m *nats.Msg) {
 		}
 	case strings.HasPrefix(m.Subject, "chat.evt.user."):
 		h.userEvent(sh, m.Subject, ev)
+	case strings.HasPrefix(m.Subject, "chat.evt.presence."):
+		h.presenceEvent(sh, m.Subject, ev)
 	}
 }
 
@@ -130,25 +134,26 @@ func (h *hub) acquire(c *conn, conv string) (*room, error) {
 // release takes c out of r and drops the room (and its subscription) when
 // nobody is left in it.
 func (h *hub) release(c *conn, r *room) {
-	sh := h.shard(r.subject)
-	sh.mu.Lock()
-	defer sh.mu.Unlock()
-	if r.remove(c) == 0 && sh.rooms[r.subject] == r {
-		delete(sh.rooms, r.subject)
-		_ = r.sub.Unsubscribe()
-		r.stop()
-	}
+	h.dropIf(r, func() bool { return r.remove(c) == 0 })
 }
 
 // dropIfEmpty drops a room that lost its last member to a membership change.
 func (h *hub) dropIfEmpty(r *room) {
+	h.dropIf(r, func() bool { return r.size() == 0 })
+}
+
+func (h *hub) dropIf(r *room, empty func() bool) {
 	sh := h.shard(r.subject)
 	sh.mu.Lock()
-	defer sh.mu.Unlock()
-	if r.size() == 0 && sh.rooms[r.subject] == r {
+	drop := empty() && sh.rooms[r.subject] == r
+	if drop {
 		delete(sh.rooms, r.subject)
 		_ = r.sub.Unsubscribe()
 		r.stop()
+	}
+	sh.mu.Unlock()
+	if drop {
+		r.unwatchAll()
 	}
 }
 

@@ -13,6 +13,9 @@ type metrics struct {
 	authFailures *prometheus.CounterVec   // reason
 	requests     *prometheus.HistogramVec // service, action
 	gaps         *prometheus.CounterVec   // outcome
+
+	presenceUpdates     prometheus.Counter
+	presenceUnavailable prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -45,7 +48,13 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "Conversation events that arrived before their predecessor, by outcome (filled from the stream, or given up).",
 		}, []string{"outcome"}),
 	}
-	for _, c := range []prometheus.Collector{m.connections, m.commands, m.fanout, m.closes, m.overflows, m.authFailures, m.requests, m.gaps} {
+	m.presenceUpdates = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "switchboard_edge_presence_states_total", Help: "Connection states sent to the presence service (connects, changes, closes, renewals).",
+	})
+	m.presenceUnavailable = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "switchboard_edge_presence_unavailable_total", Help: "Join replies sent without presence because the presence service did not answer.",
+	})
+	for _, c := range []prometheus.Collector{m.connections, m.commands, m.fanout, m.closes, m.overflows, m.authFailures, m.requests, m.gaps, m.presenceUpdates, m.presenceUnavailable} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

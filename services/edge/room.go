@@ -38,6 +38,18 @@ type room struct {
 	typing   map[string]bool // who types, as this edge last told its sockets
 	receipts map[string]*receiptThrottle
 	stopped  bool
+
+	// participants as this edge knows them (from the first join reply, then
+	// from conversation:updated events), and the changes not yet applied to
+	// the hub's presence subscriptions.
+	participants map[string]bool
+	watchAdd     []string
+	watchDel     []string
+
+	// pmu orders the application of those changes (syncPresence, and the
+	// removal of all of them when the room is dropped). Lock order: pmu,
+	// then a hub shard; never mu and a hub shard together.
+	pmu sync.Mutex
 }
 
 // receiptThrottle coalesces one participant's receipt events: at most one
@@ -135,12 +147,15 @@ func (r *room) pendingDone() {
 // learns where the conversation is if it did not know, ack is sent, and
 // then what the room delivered past lastSeq while the join was on its way.
 // Doing it under the room's lock keeps the ack before every live event.
-func (r *room) ready(c *conn, lastSeq uint64, ack []byte) {
+func (r *room) ready(c *conn, lastSeq uint64, participants []string, ack []byte) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	m := r.members[c]
 	if m == nil {
 		return // left meanwhile
+	}
+	if r.participants == nil {
+		r.setParticipants(participants)
 	}
 	if !r.primed {
 		r.primed = true
@@ -175,6 +190,13 @@ func (r *room) receive(ev *chatv1.Event) {
 	r.mu.Lock()
 	removed := r.sequence(heldEvent{ev, f})
 	r.mu.Unlock()
+	r.afterDelivery(removed)
+}
+
+// afterDelivery applies what delivered events changed: presence
+// subscriptions, and the room itself when a membership change emptied it.
+func (r *room) afterDelivery(removed bool) {
+	r.syncPresence()
 	if removed {
 		r.s.hub.dropIfEmpty(r)
 	}
@@ -309,6 +331,7 @@ func (r *room) deliver(e heldEvent) (removed bool) {
 		r.log = append(r.log, e)
 	}
 	if u := e.ev.GetConversationUpdated(); u != nil {
+		r.setParticipants(u.Participants)
 		for c := range r.members {
 			if !slices.Contains(u.Participants, c.user) {
 				r.removeLocked(c)
@@ -389,9 +412,7 @@ func (r *room) fillGap() {
 	}
 	r.gapTimer = nil
 	r.mu.Unlock()
-	if removed {
-		r.s.hub.dropIfEmpty(r)
-	}
+	r.afterDelivery(removed)
 }
 
 func compareSeq(a, b uint64) int {
@@ -402,4 +423,65 @@ func compareSeq(a, b uint64) int {
 		return 1
 	}
 	return 0
+}
+
+// setParticipants records the conversation's participants and the presence
+// subscriptions to add and drop. Called with mu held.
+func (r *room) setParticipants(users []string) {
+	next := make(map[string]bool, len(users))
+	for _, u := range users {
+		next[u] = true
+		if !r.participants[u] {
+			r.watchAdd = append(r.watchAdd, u)
+		}
+	}
+	for u := range r.participants {
+		if !next[u] {
+			r.watchDel = append(r.watchDel, u)
+		}
+	}
+	r.participants = next
+}
+
+// syncPresence applies the participant changes to the hub's presence
+// subscriptions. Called without mu.
+func (r *room) syncPresence() {
+	r.pmu.Lock()
+	defer r.pmu.Unlock()
+	r.mu.Lock()
+	add, del, stopped := r.watchAdd, r.watchDel, r.stopped
+	r.watchAdd, r.watchDel = nil, nil
+	r.mu.Unlock()
+	if stopped {
+		return // unwatchAll took (or takes) them all
+	}
+	r.s.hub.watchPresence(r, add)
+	r.s.hub.unwatchPresence(r, del)
+}
+
+// unwatchAll drops every presence subscription of a room that is gone.
+func (r *room) unwatchAll() {
+	r.pmu.Lock()
+	defer r.pmu.Unlock()
+	r.mu.Lock()
+	users := make([]string, 0, len(r.participants))
+	for u := range r.participants {
+		users = append(users, u)
+	}
+	// Those added but never watched are in participants too; unwatching
+	// a user never watched is a no-op.
+	r.watchAdd, r.watchDel = nil, nil
+	r.mu.Unlock()
+	r.s.hub.unwatchPresence(r, users)
+}
+
+// readyMembers adds the room's ready members to set.
+func (r *room) readyMembers(set map[*conn]struct{}) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for c, m := range r.members {
+		if m.ready {
+			set[c] = struct{}{}
+		}
+	}
 }

@@ -65,6 +65,17 @@ type Config struct {
 	// participant in one conversation; markers in between are coalesced
 	// into the next. Default 500ms.
 	ReceiptInterval time.Duration
+	// PresenceInterval is how often each connection's presence is renewed
+	// (in batches spread over the sweeps); keep it well under the presence
+	// service's TTL. Default 10s.
+	PresenceInterval time.Duration
+	// AwayAfter makes a connection without commands away. Default 5 min.
+	AwayAfter time.Duration
+	// PresenceTimeout bounds the presence query of a join. Default 500ms.
+	PresenceTimeout time.Duration
+	// PresenceThrottle is the least time between two presence events of
+	// one user passed to sockets. Default 1s.
+	PresenceThrottle time.Duration
 	// Limits are the rate limits in force, shown in the session event.
 	// Default limits.Defaults().
 	Limits limits.Set
@@ -98,6 +109,10 @@ func (c *Config) setDefaults() {
 	def(&c.SweepInterval, time.Second)
 	def(&c.GapWait, 100*time.Millisecond)
 	def(&c.ReceiptInterval, 500*time.Millisecond)
+	def(&c.PresenceInterval, 10*time.Second)
+	def(&c.AwayAfter, 5*time.Minute)
+	def(&c.PresenceTimeout, 500*time.Millisecond)
+	def(&c.PresenceThrottle, time.Second)
 	defInt(&c.MaxMessageBytes, 64<<10)
 	defInt(&c.SendQueueFrames, 1024)
 	defInt(&c.SendQueueBytes, 4<<20)
@@ -131,6 +146,7 @@ type Server struct {
 	mux     *http.ServeMux
 	limits  map[string]limitJSON // the session event's limits
 
+	warned   sync.Map // key -> *atomic.Int64, see warnEvery
 	draining atomic.Bool
 	readers  sync.WaitGroup // one per live connection
 	stop     chan struct{}  // closes the janitor
@@ -220,12 +236,14 @@ func (s *Server) sweep() {
 	defer s.janitor.Done()
 	t := time.NewTicker(s.cfg.SweepInterval)
 	defer t.Stop()
-	for {
+	for sweep := uint64(0); ; sweep++ {
 		select {
 		case <-s.stop:
 			return
 		case now := <-t.C:
-			s.conns.each(func(c *conn) { c.tick(now) })
+			hb := s.newHeartbeats(now, sweep)
+			s.conns.each(func(c *conn) { c.tick(now, hb) })
+			hb.send(s)
 		}
 	}
 }
@@ -274,5 +292,16 @@ func (cs *connSet) each(f func(*conn)) {
 		for _, c := range batch {
 			f(c)
 		}
+	}
+}
+
+// warnEvery logs a warning at most once per every for key: for failures
+// that would otherwise log once per command.
+func (s *Server) warnEvery(key string, every time.Duration, msg string, args ...any) {
+	now := time.Now().UnixNano()
+	v, _ := s.warned.LoadOrStore(key, new(atomic.Int64))
+	last := v.(*atomic.Int64)
+	if prev := last.Load(); now-prev >= int64(every) && last.CompareAndSwap(prev, now) {
+		s.log.Warn(msg, args...)
 	}
 }

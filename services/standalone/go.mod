@@ -3,12 +3,17 @@ module github.com/switchboard-chat/switchboard/services/standalone
 go 1.26.8
 
 require (
+	github.com/gobwas/ws v1.5.0
+	github.com/golang-jwt/jwt/v5 v5.3.1
 	github.com/nats-io/nats-server/v2 v2.15.2
 	github.com/nats-io/nats.go v1.55.0
 	github.com/prometheus/client_golang v1.25.0
 	github.com/switchboard-chat/switchboard/kit v0.0.0
+	github.com/switchboard-chat/switchboard/proto v0.0.0
 	github.com/switchboard-chat/switchboard/services/edge v0.0.0
 	github.com/switchboard-chat/switchboard/services/messaging v0.0.0
+	github.com/switchboard-chat/switchboard/services/presence v0.0.0
+	google.golang.org/protobuf v1.36.12
 )
 
 require (
@@ -16,8 +21,6 @@ require (
 	github.com/beorn7/perks v1.0.1 // indirect
 	github.com/cespare/xxhash/v2 v2.3.0 // indirect
 	github.com/gobwas/httphead v0.1.0 // indirect
-	github.com/gobwas/ws v1.5.0 // indirect
-	github.com/golang-jwt/jwt/v5 v5.3.1 // indirect
 	github.com/google/go-tpm v0.9.8 // indirect
 	github.com/klauspost/compress v1.20.3 // indirect
 	github.com/minio/highwayhash v1.0.4 // indirect
@@ -28,11 +31,9 @@ require (
 	github.com/prometheus/client_model v0.6.3 // indirect
 	github.com/prometheus/common v0.72.0 // indirect
 	github.com/prometheus/procfs v0.22.0 // indirect
-	github.com/switchboard-chat/switchboard/proto v0.0.0 // indirect
 	golang.org/x/crypto v0.58.0 // indirect
 	golang.org/x/sys v0.49.0 // indirect
 	golang.org/x/time v0.16.0 // indirect
-	google.golang.org/protobuf v1.36.12 // indirect
 )
 
 replace (
@@ -40,4 +41,5 @@ replace (
 	github.com/switchboard-chat/switchboard/proto => ../../proto
 	github.com/switchboard-chat/switchboard/services/edge => ../edge
 	github.com/switchboard-chat/switchboard/services/messaging => ../messaging
+	github.com/switchboard-chat/switchboard/services/presence => ../presence
 )

@@ -121,7 +121,7 @@ type typingEvent struct {
 }
 
 func TestTypingReachesOthersAndEnds(t *testing.T) {
-	f := start(t, func(c *Config) { c.Messaging.TypingTTL = time.Second; c.Edge.Limits = generous() })
+	f := start(t, func(c *Config) { c.Messaging.TypingTTL = 2 * time.Second; c.Edge.Limits = generous() })
 	alice1, alice2, bob := f.dial("acme", "alice"), f.dial("acme", "alice"), f.dial("acme", "bob")
 	mallory := f.dial("evil", "bob")
 	conv := alice1.create("bob")

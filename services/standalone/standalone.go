@@ -19,6 +19,7 @@ import (
 	"github.com/switchboard-chat/switchboard/kit/obs"
 	"github.com/switchboard-chat/switchboard/services/edge"
 	"github.com/switchboard-chat/switchboard/services/messaging"
+	"github.com/switchboard-chat/switchboard/services/presence"
 )
 
 // Config configures a System; the zero value of each field is its default.
@@ -39,6 +40,7 @@ type Config struct {
 
 	Edge      edge.Config
 	Messaging messaging.Config
+	Presence  presence.Config
 
 	// Registry gets every service's metrics, served on the edge's
 	// /metrics. Default: a fresh one.
@@ -51,6 +53,7 @@ type System struct {
 	NATS      *server.Server // nil with an external NATS
 	Edge      *edge.Server
 	Messaging *messaging.Service
+	Presence  *presence.Service
 
 	ln    net.Listener
 	conns []*nats.Conn
@@ -99,6 +102,15 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 		return nil, fmt.Errorf("messaging: %w", err)
 	}
 
+	pc := cfg.Presence
+	pc.Registerer, pc.Logger = cfg.Registry, cfg.Logger
+	if nc, err = connect("presence"); err != nil {
+		return nil, err
+	}
+	if sys.Presence, err = presence.New(ctx, nc, pc); err != nil {
+		return nil, fmt.Errorf("presence: %w", err)
+	}
+
 	ec := cfg.Edge
 	ec.Registerer, ec.Gatherer, ec.Logger = cfg.Registry, cfg.Registry, cfg.Logger
 	if nc, err = connect("edge"); err != nil {
@@ -138,6 +150,9 @@ func (s *System) Shutdown(ctx context.Context) error {
 	}
 	if s.Messaging != nil {
 		errList = append(errList, s.Messaging.Stop(ctx))
+	}
+	if s.Presence != nil {
+		errList = append(errList, s.Presence.Stop(ctx))
 	}
 	s.close()
 	return errors.Join(errList...)
