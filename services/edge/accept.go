@@ -18,6 +18,10 @@ func (s *Server) accept(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "draining", http.StatusServiceUnavailable)
 		return
 	}
+	if !s.admit.attempt(r) {
+		s.tooMany(w, r, "upgrade rate per address")
+		return
+	}
 	if origin := r.Header.Get("Origin"); origin != "" && len(s.cfg.AllowedOrigins) > 0 && !slices.Contains(s.cfg.AllowedOrigins, origin) {
 		s.metrics.authFailures.WithLabelValues("origin").Inc()
 		s.log.Info("upgrade refused", "reason", "origin not allowed", "remote", r.RemoteAddr)
@@ -34,6 +38,11 @@ func (s *Server) accept(w http.ResponseWriter, r *http.Request) {
 		s.refuse(w, r, "invalid token", err.Error())
 		return
 	}
+	if ok, why := s.admit.admit(id.Org, id.User); !ok {
+		s.tooMany(w, r, why)
+		return
+	}
+	defer s.admit.release(id.Org, id.User)
 	nc, rw, _, err := ws.HTTPUpgrader{}.Upgrade(r, w)
 	if err != nil {
 		s.log.Info("upgrade failed", "err", err, "remote", r.RemoteAddr)
@@ -55,6 +64,13 @@ func (s *Server) refuse(w http.ResponseWriter, r *http.Request, label, why strin
 	s.log.Info("upgrade refused", "reason", why, "remote", r.RemoteAddr)
 	w.Header().Set("WWW-Authenticate", `Bearer realm="switchboard"`)
 	http.Error(w, "unauthorized", http.StatusUnauthorized)
+}
+
+func (s *Server) tooMany(w http.ResponseWriter, r *http.Request, why string) {
+	s.metrics.refused.WithLabelValues(why).Inc()
+	s.log.Info("upgrade refused", "reason", why, "remote", r.RemoteAddr)
+	w.Header().Set("Retry-After", "1")
+	http.Error(w, "too many connections: "+why, http.StatusTooManyRequests)
 }
 
 // bearer finds the token: the Authorization header first, then the

@@ -36,9 +36,10 @@ type conn struct {
 	lastPing   int64         // owned by the janitor
 
 	// Owned by the reader.
-	rooms    map[string]*room // joined conversations by id
-	failures window           // authentication and authorization failures
-	invalid  window           // invalid commands
+	rooms    map[string]*room        // joined conversations by id
+	failures window                  // authentication and authorization failures
+	invalid  window                  // invalid commands
+	buckets  map[string]*localBucket // rate limits while the service is down
 
 	// Guarded by qmu: the send queue.
 	qmu     sync.Mutex
@@ -59,7 +60,7 @@ func (s *Server) serve(nc net.Conn, rd io.Reader, id Identity) {
 	now := time.Now()
 	c := &conn{
 		s: s, nc: nc, seq: connSeq.Add(1), id: ids.New(), org: id.Org, user: id.User,
-		lastPing: now.UnixNano(), rooms: map[string]*room{}, done: make(chan struct{}),
+		lastPing: now.UnixNano(), rooms: map[string]*room{}, buckets: map[string]*localBucket{}, done: make(chan struct{}),
 	}
 	c.flushFn = c.flush
 	c.lastRead.Store(now.UnixNano())

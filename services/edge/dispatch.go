@@ -59,6 +59,9 @@ func (c *conn) handle(msg []byte) error {
 		c.s.metrics.commands.WithLabelValues(cmd.Type, errs.CodeUnauthenticated).Inc()
 		return closeWith(CloseTokenExpired, "token expired")
 	}
+	if err == nil {
+		err = c.checkRate(cmd.Type)
+	}
 	var data any
 	if err == nil {
 		c.lastActive.Store(now.UnixNano())

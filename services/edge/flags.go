@@ -22,6 +22,10 @@ type Flags struct {
 	IdleTimeout    time.Duration
 	Limits         string
 	LimitsFile     string
+
+	MaxUpgradesPerIP      int
+	MaxConnectionsPerUser int
+	MaxConnections        int
 }
 
 // Register adds the flags to fs.
@@ -36,6 +40,9 @@ func (f *Flags) Register(fs *flag.FlagSet) {
 	fs.DurationVar(&f.IdleTimeout, "idle-timeout", 60*time.Second, "close connections silent for this long")
 	fs.StringVar(&f.Limits, "limits", "", "rate-limit overrides: command=capacity/period, comma-separated")
 	fs.StringVar(&f.LimitsFile, "limits-file", "", "rate-limit overrides, one command=capacity/period a line")
+	fs.IntVar(&f.MaxUpgradesPerIP, "max-upgrades-per-ip", 100, "upgrade attempts per client address per second")
+	fs.IntVar(&f.MaxConnectionsPerUser, "max-connections-per-user", 10, "live connections per user on one edge")
+	fs.IntVar(&f.MaxConnections, "max-connections", 100000, "live connections on one edge")
 }
 
 // HasKey reports whether any JWT key was configured.
@@ -65,6 +72,7 @@ func (f *Flags) Config() (Config, error) {
 		return cfg, err
 	}
 	cfg.Limits = set
+	cfg.MaxUpgradesPerIP, cfg.MaxConnectionsPerUser, cfg.MaxConnections = f.MaxUpgradesPerIP, f.MaxConnectionsPerUser, f.MaxConnections
 	return cfg, nil
 }
 

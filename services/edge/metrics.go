@@ -16,6 +16,10 @@ type metrics struct {
 
 	presenceUpdates     prometheus.Counter
 	presenceUnavailable prometheus.Counter
+
+	rateChecks    *prometheus.CounterVec // result
+	rateFallbacks prometheus.Counter
+	refused       *prometheus.CounterVec // reason
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -54,7 +58,17 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m.presenceUnavailable = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "switchboard_edge_presence_unavailable_total", Help: "Join replies sent without presence because the presence service did not answer.",
 	})
-	for _, c := range []prometheus.Collector{m.connections, m.commands, m.fanout, m.closes, m.overflows, m.authFailures, m.requests, m.gaps, m.presenceUpdates, m.presenceUnavailable} {
+	m.rateChecks = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "switchboard_edge_rate_checks_total",
+		Help: "Rate-limit decisions by result: allowed, denied (by the service), local_denied (a known empty bucket, no NATS), fallback_allowed and fallback_denied (per-connection buckets while the service is down).",
+	}, []string{"result"})
+	m.rateFallbacks = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "switchboard_edge_rate_fallbacks_total", Help: "Rate-limit checks the service did not answer in time (the edge fell back to per-connection buckets).",
+	})
+	m.refused = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "switchboard_edge_upgrades_refused_total", Help: "Upgrades refused with 429, by reason.",
+	}, []string{"reason"})
+	for _, c := range []prometheus.Collector{m.connections, m.commands, m.fanout, m.closes, m.overflows, m.authFailures, m.requests, m.gaps, m.presenceUpdates, m.presenceUnavailable, m.rateChecks, m.rateFallbacks, m.refused} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

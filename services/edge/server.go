@@ -76,6 +76,18 @@ type Config struct {
 	// PresenceThrottle is the least time between two presence events of
 	// one user passed to sockets. Default 1s.
 	PresenceThrottle time.Duration
+	// RateLimitTimeout bounds a rate-limit check; past it the edge falls
+	// back to per-connection buckets for RateLimitRetry. Defaults 250ms
+	// and 1s.
+	RateLimitTimeout time.Duration
+	RateLimitRetry   time.Duration
+	// MaxUpgradesPerIP bounds upgrade attempts per client address per
+	// second (default 100), MaxConnectionsPerUser a user's live
+	// connections on this edge (default 10) and MaxConnections the edge's
+	// (default 100,000). Past them the upgrade gets 429.
+	MaxUpgradesPerIP      int
+	MaxConnectionsPerUser int
+	MaxConnections        int
 	// Limits are the rate limits in force, shown in the session event.
 	// Default limits.Defaults().
 	Limits limits.Set
@@ -113,6 +125,11 @@ func (c *Config) setDefaults() {
 	def(&c.AwayAfter, 5*time.Minute)
 	def(&c.PresenceTimeout, 500*time.Millisecond)
 	def(&c.PresenceThrottle, time.Second)
+	def(&c.RateLimitTimeout, 250*time.Millisecond)
+	def(&c.RateLimitRetry, time.Second)
+	defInt(&c.MaxUpgradesPerIP, 100)
+	defInt(&c.MaxConnectionsPerUser, 10)
+	defInt(&c.MaxConnections, 100_000)
 	defInt(&c.MaxMessageBytes, 64<<10)
 	defInt(&c.SendQueueFrames, 1024)
 	defInt(&c.SendQueueBytes, 4<<20)
@@ -142,6 +159,8 @@ type Server struct {
 	log     *slog.Logger
 	metrics *metrics
 	hub     *hub
+	limiter *limiter
+	admit   *admission
 	conns   connSet
 	mux     *http.ServeMux
 	limits  map[string]limitJSON // the session event's limits
@@ -169,6 +188,8 @@ func New(nc *nats.Conn, cfg Config) (*Server, error) {
 	s.conns.init()
 	s.limits = s.limitsJSON()
 	s.hub = newHub(s)
+	s.limiter = newLimiter(s)
+	s.admit = newAdmission(s)
 	s.mux = obs.Mux(cfg.Gatherer, s.ready)
 	s.mux.HandleFunc("GET /ws", s.accept)
 	s.janitor.Add(1)
@@ -244,6 +265,8 @@ func (s *Server) sweep() {
 			hb := s.newHeartbeats(now, sweep)
 			s.conns.each(func(c *conn) { c.tick(now, hb) })
 			hb.send(s)
+			s.limiter.sweep(now.UnixNano())
+			s.admit.sweep(now)
 		}
 	}
 }
@@ -293,6 +316,10 @@ func (cs *connSet) each(f func(*conn)) {
 			f(c)
 		}
 	}
+}
+
+func contextWithTimeout(d time.Duration) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), d)
 }
 
 // warnEvery logs a warning at most once per every for key: for failures

@@ -34,6 +34,11 @@ func start(t *testing.T, mods ...func(*Config)) *fixture {
 	t.Helper()
 	cfg := Config{DataDir: t.TempDir(), Listen: "127.0.0.1:0", Logger: testLogger()}
 	cfg.Edge.Auth = edge.AuthConfig{Secret: secret}
+	// Tests of other features send and dial in bursts; the tests of limits
+	// set theirs.
+	cfg.Edge.Limits = generous()
+	cfg.Edge.MaxConnectionsPerUser = 1000
+	cfg.Edge.MaxUpgradesPerIP = 10000
 	for _, m := range mods {
 		m(&cfg)
 	}
