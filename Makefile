@@ -3,7 +3,7 @@
 SHELL := /bin/bash
 export PATH := /usr/local/go/bin:$(PATH)
 
-MODULES := proto kit services/messaging services/edge services/standalone
+MODULES := proto kit services/messaging services/presence services/ratelimit services/edge services/standalone
 GO_TEST_FLAGS ?= -race -count=1 -timeout 15m
 
 .PHONY: run test proto proto-check vet fmt-check standalone-builds unit bench build loadgen clean
@@ -43,6 +43,13 @@ build:
 	go build -o bin/switchboard ./services/standalone/cmd/switchboard
 	go build -o bin/edge ./services/edge/cmd/edge
 	go build -o bin/messaging ./services/messaging/cmd/messaging
+	go build -o bin/presence ./services/presence/cmd/presence
+	go build -o bin/ratelimit ./services/ratelimit/cmd/ratelimit
+
+# The load generator (tools/loadgen): see its -h and docs in main.go.
+loadgen:
+	mkdir -p bin
+	go build -o bin/loadgen ./tools/loadgen
 
 clean:
 	rm -rf bin data .bin

@@ -43,6 +43,7 @@ type Config struct {
 // Server is one instance of a command service.
 type Server struct {
 	cfg     Config
+	nc      *nats.Conn
 	micro   micro.Service
 	sem     chan struct{}
 	wg      sync.WaitGroup // in-flight requests
@@ -78,6 +79,7 @@ func New(nc *nats.Conn, cfg Config) (*Server, error) {
 	reg := prometheus.WrapRegistererWith(prometheus.Labels{"service": cfg.Name}, cfg.Registerer)
 	s := &Server{
 		cfg:   cfg,
+		nc:    nc,
 		micro: m,
 		sem:   make(chan struct{}, cfg.Workers),
 		log:   cfg.Logger,
@@ -162,8 +164,13 @@ func Handle[Req Request, Resp proto.Message](s *Server, action string, fn Handle
 			}
 		}()
 	}
-	return s.micro.AddEndpoint(action, micro.HandlerFunc(handler),
-		micro.WithEndpointSubject(names.CommandWildcard(s.cfg.Name, action)))
+	if err := s.micro.AddEndpoint(action, micro.HandlerFunc(handler),
+		micro.WithEndpointSubject(names.CommandWildcard(s.cfg.Name, action))); err != nil {
+		return err
+	}
+	// The subscription reaches the server before Handle returns: a request
+	// sent right after is not "no responders".
+	return s.nc.Flush()
 }
 
 // checkPrincipal enforces tenancy at the service boundary: the <org> of

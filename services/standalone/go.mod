@@ -13,6 +13,7 @@ require (
 	github.com/switchboard-chat/switchboard/services/edge v0.0.0
 	github.com/switchboard-chat/switchboard/services/messaging v0.0.0
 	github.com/switchboard-chat/switchboard/services/presence v0.0.0
+	github.com/switchboard-chat/switchboard/services/ratelimit v0.0.0-00010101000000-000000000000
 	google.golang.org/protobuf v1.36.12
 )
 
@@ -42,4 +43,5 @@ replace (
 	github.com/switchboard-chat/switchboard/services/edge => ../edge
 	github.com/switchboard-chat/switchboard/services/messaging => ../messaging
 	github.com/switchboard-chat/switchboard/services/presence => ../presence
+	github.com/switchboard-chat/switchboard/services/ratelimit => ../ratelimit
 )

@@ -20,6 +20,7 @@ import (
 	"github.com/switchboard-chat/switchboard/services/edge"
 	"github.com/switchboard-chat/switchboard/services/messaging"
 	"github.com/switchboard-chat/switchboard/services/presence"
+	"github.com/switchboard-chat/switchboard/services/ratelimit"
 )
 
 // Config configures a System; the zero value of each field is its default.
@@ -41,6 +42,9 @@ type Config struct {
 	Edge      edge.Config
 	Messaging messaging.Config
 	Presence  presence.Config
+	// RateLimit's Limits default to Edge.Limits: the edge shows the limits
+	// the service enforces.
+	RateLimit ratelimit.Config
 
 	// Registry gets every service's metrics, served on the edge's
 	// /metrics. Default: a fresh one.
@@ -54,6 +58,7 @@ type System struct {
 	Edge      *edge.Server
 	Messaging *messaging.Service
 	Presence  *presence.Service
+	RateLimit *ratelimit.Limiter
 
 	ln    net.Listener
 	conns []*nats.Conn
@@ -111,6 +116,18 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 		return nil, fmt.Errorf("presence: %w", err)
 	}
 
+	rc := cfg.RateLimit
+	rc.Registerer, rc.Logger = cfg.Registry, cfg.Logger
+	if rc.Limits == nil {
+		rc.Limits = cfg.Edge.Limits
+	}
+	if nc, err = connect("ratelimit"); err != nil {
+		return nil, err
+	}
+	if sys.RateLimit, err = ratelimit.New(ctx, nc, rc); err != nil {
+		return nil, fmt.Errorf("ratelimit: %w", err)
+	}
+
 	ec := cfg.Edge
 	ec.Registerer, ec.Gatherer, ec.Logger = cfg.Registry, cfg.Registry, cfg.Logger
 	if nc, err = connect("edge"); err != nil {
@@ -153,6 +170,9 @@ func (s *System) Shutdown(ctx context.Context) error {
 	}
 	if s.Presence != nil {
 		errList = append(errList, s.Presence.Stop(ctx))
+	}
+	if s.RateLimit != nil {
+		errList = append(errList, s.RateLimit.Stop(ctx))
 	}
 	s.close()
 	return errors.Join(errList...)
