@@ -20,6 +20,7 @@ type Flags struct {
 	JWTLeeway      time.Duration
 	AllowedOrigins string
 	IdleTimeout    time.Duration
+	AwayAfter      time.Duration
 	Limits         string
 	LimitsFile     string
 
@@ -38,6 +39,7 @@ func (f *Flags) Register(fs *flag.FlagSet) {
 	fs.DurationVar(&f.JWTLeeway, "jwt-leeway", 0, "clock skew allowed on exp, nbf and iat")
 	fs.StringVar(&f.AllowedOrigins, "allowed-origins", "", "comma-separated Origin allow-list (empty: any)")
 	fs.DurationVar(&f.IdleTimeout, "idle-timeout", 60*time.Second, "close connections silent for this long")
+	fs.DurationVar(&f.AwayAfter, "away-after", 5*time.Minute, "a connection without commands for this long is away")
 	fs.StringVar(&f.Limits, "limits", "", "rate-limit overrides: command=capacity/period, comma-separated")
 	fs.StringVar(&f.LimitsFile, "limits-file", "", "rate-limit overrides, one command=capacity/period a line")
 	fs.IntVar(&f.MaxUpgradesPerIP, "max-upgrades-per-ip", 100, "upgrade attempts per client address per second")
@@ -67,6 +69,7 @@ func (f *Flags) Config() (Config, error) {
 		return cfg, errors.New("idle-timeout must be positive")
 	}
 	cfg.IdleTimeout = f.IdleTimeout
+	cfg.AwayAfter = f.AwayAfter
 	set, err := limits.Load(f.Limits, f.LimitsFile)
 	if err != nil {
 		return cfg, err

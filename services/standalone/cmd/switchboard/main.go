@@ -17,6 +17,8 @@ import (
 	"github.com/switchboard-chat/switchboard/kit/obs"
 	"github.com/switchboard-chat/switchboard/services/edge"
 	"github.com/switchboard-chat/switchboard/services/messaging"
+	"github.com/switchboard-chat/switchboard/services/presence"
+	"github.com/switchboard-chat/switchboard/services/ratelimit"
 	"github.com/switchboard-chat/switchboard/services/standalone"
 )
 
@@ -29,6 +31,8 @@ func main() {
 	replicas := fs.Int("replicas", 1, "replicas of JetStream streams and buckets")
 	retention := fs.Duration("retention", 7*24*time.Hour, "how long conversation events are kept")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	presenceTTL := fs.Duration("presence-ttl", 30*time.Second, "a connection without a heartbeat for this long is offline")
+	presenceGrace := fs.Duration("presence-grace", 5*time.Second, "how long a user without connections stays shown before offline")
 	var ef edge.Flags
 	ef.Register(fs)
 	if err := conf.Parse(fs, os.Args[1:], nil); err != nil {
@@ -53,6 +57,8 @@ func main() {
 		Listen:    ef.Listen,
 		Edge:      ec,
 		Messaging: messaging.Config{Replicas: *replicas, Retention: *retention},
+		Presence:  presence.Config{Replicas: *replicas, TTL: *presenceTTL, Grace: *presenceGrace},
+		RateLimit: ratelimit.Config{Replicas: *replicas},
 		Logger:    log,
 	})
 	if err != nil {
