@@ -47,6 +47,8 @@ type Server struct {
 	micro   micro.Service
 	sem     chan struct{}
 	wg      sync.WaitGroup // in-flight requests
+	mu      sync.Mutex     // orders wg.Add before Stop's wg.Wait
+	stopped bool           // guarded by mu: Stop is waiting
 	log     *slog.Logger
 	results *prometheus.CounterVec
 	latency *prometheus.HistogramVec
@@ -125,9 +127,22 @@ func Handle[Req Request, Resp proto.Message](s *Server, action string, fn Handle
 	}
 	handler := func(r micro.Request) {
 		s.sem <- struct{}{}
-		s.wg.Add(1)
+		// Once Stop waits, a request still delivered by the draining
+		// subscription is handled but not waited for: wg.Add concurrent
+		// with wg.Wait is a data race.
+		s.mu.Lock()
+		tracked := !s.stopped
+		if tracked {
+			s.wg.Add(1)
+		}
+		s.mu.Unlock()
 		go func() {
-			defer func() { <-s.sem; s.wg.Done() }()
+			defer func() {
+				<-s.sem
+				if tracked {
+					s.wg.Done()
+				}
+			}()
 			start := time.Now()
 			req := reqType.New().Interface().(Req)
 			var resp Resp
@@ -159,7 +174,10 @@ func Handle[Req Request, Resp proto.Message](s *Server, action string, fn Handle
 				s.log.Error("marshal reply", "service", s.cfg.Name, "action", action, "err", merr)
 				return
 			}
-			if rerr := r.Respond(out); rerr != nil {
+			// Not r.Respond: it records a failure in the request, which
+			// micro reads when the handler returns, before this goroutine
+			// ends (a data race).
+			if rerr := s.nc.Publish(r.Reply(), out); rerr != nil {
 				s.log.Warn("respond", "service", s.cfg.Name, "action", action, "err", rerr)
 			}
 		}()
@@ -188,6 +206,9 @@ func checkPrincipal(subject string, p *chatv1.Principal) error {
 // Stop stops taking requests and waits for those in flight (until ctx ends).
 func (s *Server) Stop(ctx context.Context) error {
 	err := s.micro.Stop()
+	s.mu.Lock()
+	s.stopped = true
+	s.mu.Unlock()
 	done := make(chan struct{})
 	go func() { s.wg.Wait(); close(done) }()
 	select {

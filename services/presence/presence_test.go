@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	dto "github.com/prometheus/client_model/go"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/switchboard-chat/switchboard/kit/natsx/natstest"
@@ -235,4 +236,10 @@ func TestOtherOrgsAreSeparate(t *testing.T) {
 		t.Fatalf("another org sees acme's alice as %s", p.Status)
 	}
 	expectNone(t, evil, 300*time.Millisecond)
+}
+
+func counterValue(c interface{ Write(*dto.Metric) error }) float64 {
+	var m dto.Metric
+	_ = c.Write(&m)
+	return m.GetCounter().GetValue()
 }
