@@ -22,6 +22,7 @@ type view struct {
 
 	mu      sync.Mutex
 	users   map[string]*user // by <org>.<user>
+	conns   int              // connections in users, for the metric
 	stopped bool
 }
 
@@ -127,30 +128,27 @@ func (v *view) apply(e jetstream.KeyValueEntry, live bool) {
 	}
 	conn := parts[2]
 	var entry chatv1.PresenceEntry
+	_, known := u.conns[conn]
 	if put && proto.Unmarshal(e.Value(), &entry) == nil {
 		u.conns[conn] = connState{status: entry.Status, lastActive: entry.LastActiveMs, rev: e.Revision()}
 		u.lastSeen = max(u.lastSeen, entry.LastActiveMs)
+		if !known {
+			v.conns++
+		}
 	} else {
-		if _, ok := u.conns[conn]; !ok {
+		if !known {
 			return
 		}
 		delete(u.conns, conn)
+		v.conns--
 	}
-	v.s.metrics.conns.Set(float64(v.countLocked()))
+	v.s.metrics.conns.Set(float64(v.conns))
 	if !live {
 		u.sent = u.status()
 		u.wasConnected = len(u.conns) > 0
 		return
 	}
 	v.changedLocked(u)
-}
-
-func (v *view) countLocked() int {
-	n := 0
-	for _, u := range v.users {
-		n += len(u.conns)
-	}
-	return n
 }
 
 // status aggregates a user's connections.
