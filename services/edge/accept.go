@@ -42,21 +42,32 @@ func (s *Server) accept(w http.ResponseWriter, r *http.Request) {
 		s.tooMany(w, r, why)
 		return
 	}
-	defer s.admit.release(id.Org, id.User)
 	nc, rw, _, err := ws.HTTPUpgrader{}.Upgrade(r, w)
 	if err != nil {
+		s.admit.release(id.Org, id.User)
 		s.log.Info("upgrade failed", "err", err, "remote", r.RemoteAddr)
 		return
 	}
 	_ = nc.SetDeadline(time.Time{}) // the handshake is over
 	var rd io.Reader = nc
 	if n := rw.Reader.Buffered(); n > 0 {
-		// Frames sent right behind the request: read them first, then
-		// drop the request's buffer.
+		// Frames sent right behind the request: read them first.
 		early, _ := rw.Reader.Peek(n)
 		rd = io.MultiReader(bytes.NewReader(bytes.Clone(early)), nc)
 	}
-	s.serve(nc, rd, id)
+	if !s.track() {
+		s.admit.release(id.Org, id.User)
+		_ = nc.Close()
+		return
+	}
+	// The connection gets a goroutine of its own and this one returns to
+	// net/http, which then drops the request, its buffers and its stack:
+	// an idle connection keeps only what the edge needs.
+	go func() {
+		defer s.readers.Done()
+		defer s.admit.release(id.Org, id.User)
+		s.serve(nc, rd, id)
+	}()
 }
 
 func (s *Server) refuse(w http.ResponseWriter, r *http.Request, label, why string) {

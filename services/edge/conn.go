@@ -55,7 +55,8 @@ type conn struct {
 	closeOnce sync.Once
 }
 
-// serve runs a connection to its end on the calling goroutine.
+// serve runs a connection to its end on the calling goroutine, which
+// Server.track counted.
 func (s *Server) serve(nc net.Conn, rd io.Reader, id Identity) {
 	now := time.Now()
 	c := &conn{
@@ -67,8 +68,6 @@ func (s *Server) serve(nc net.Conn, rd io.Reader, id Identity) {
 	c.lastActive.Store(now.UnixNano())
 	c.expires.Store(id.Expires.UnixNano())
 
-	s.readers.Add(1)
-	defer s.readers.Done()
 	s.conns.add(c)
 	s.metrics.connections.WithLabelValues(c.org).Inc()
 	s.hub.addUser(c)

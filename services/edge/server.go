@@ -167,6 +167,8 @@ type Server struct {
 
 	warned   sync.Map // key -> *atomic.Int64, see warnEvery
 	draining atomic.Bool
+	mu       sync.Mutex     // orders readers.Add before Shutdown's Wait
+	closed   bool           // guarded by mu: Shutdown is waiting for readers
 	readers  sync.WaitGroup // one per live connection
 	stop     chan struct{}  // closes the janitor
 	janitor  sync.WaitGroup
@@ -234,6 +236,9 @@ func (s *Server) Serve(ln net.Listener) error {
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.shutdown.Do(func() {
 		s.draining.Store(true)
+		s.mu.Lock()
+		s.closed = true
+		s.mu.Unlock()
 		close(s.stop)
 		s.janitor.Wait()
 		s.conns.each(func(c *conn) { c.close(CloseRestart, "server restarting", false) })
@@ -248,6 +253,18 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		s.conns.each(func(c *conn) { _ = c.nc.Close() })
 		return ctx.Err()
 	}
+}
+
+// track counts a new connection's reader, unless the edge is shutting
+// down.
+func (s *Server) track() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return false
+	}
+	s.readers.Add(1)
+	return true
 }
 
 // sweep is the janitor: one goroutine for every connection's timers
