@@ -3,7 +3,7 @@
 SHELL := /bin/bash
 export PATH := /usr/local/go/bin:$(PATH)
 
-MODULES := proto kit services/messaging services/presence services/ratelimit services/edge services/standalone
+MODULES := proto kit services/messaging services/presence services/ratelimit services/edge services/standalone tools/loadgen
 GO_TEST_FLAGS ?= -race -count=1 -timeout 15m
 
 .PHONY: run test proto proto-check vet fmt-check standalone-builds unit bench build loadgen clean
