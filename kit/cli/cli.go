@@ -29,6 +29,7 @@ type Common struct {
 	MetricsListen string
 	Replicas      int
 	LogLevel      string
+	PprofListen   string
 }
 
 // Register adds the common flags to fs.
@@ -38,6 +39,7 @@ func (c *Common) Register(fs *flag.FlagSet) {
 	fs.StringVar(&c.MetricsListen, "metrics-listen", "127.0.0.1:0", "Prometheus /metrics, /healthz and /readyz listener (port 0: off)")
 	fs.IntVar(&c.Replicas, "replicas", 1, "replicas of JetStream streams and buckets")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&c.PprofListen, "pprof-listen", "", "net/http/pprof listener for profiling (empty: off; keep it on loopback)")
 }
 
 // Env is what Main hands a service: a connection and somewhere to report.
@@ -88,6 +90,11 @@ func run(name string, common *Common, log *slog.Logger, start func(context.Conte
 	if err != nil {
 		return err
 	}
+	ps, err := obs.Serve(common.PprofListen, obs.PprofMux(), log)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = ps.Shutdown(context.Background()) }()
 	log.Info("started")
 	<-ctx.Done()
 	log.Info("stopping")

@@ -63,11 +63,11 @@ func (s *Server) accept(w http.ResponseWriter, r *http.Request) {
 	// The connection gets a goroutine of its own and this one returns to
 	// net/http, which then drops the request, its buffers and its stack:
 	// an idle connection keeps only what the edge needs.
-	go func() {
-		defer s.readers.Done()
-		defer s.admit.release(id.Org, id.User)
-		s.serve(nc, rd, id)
-	}()
+	c := s.open(nc, id)
+	go c.run(rd, func() {
+		s.admit.release(id.Org, id.User)
+		s.readers.Done()
+	})
 }
 
 func (s *Server) refuse(w http.ResponseWriter, r *http.Request, label, why string) {

@@ -55,9 +55,10 @@ type conn struct {
 	closeOnce sync.Once
 }
 
-// serve runs a connection to its end on the calling goroutine, which
-// Server.track counted.
-func (s *Server) serve(nc net.Conn, rd io.Reader, id Identity) {
+// open sets a new connection up: registered, subscribed to its user's
+// events, reported to presence, greeted with the session event. It runs on
+// the upgrade's goroutine, whose deep stack ends with it.
+func (s *Server) open(nc net.Conn, id Identity) *conn {
 	now := time.Now()
 	c := &conn{
 		s: s, nc: nc, seq: connSeq.Add(1), id: ids.New(), org: id.Org, user: id.User,
@@ -73,10 +74,17 @@ func (s *Server) serve(nc net.Conn, rd io.Reader, id Identity) {
 	s.hub.addUser(c)
 	c.reportPresence(false)
 	s.log.Info("connected", "org", c.org, "user", c.user, "conn", c.id, "remote", nc.RemoteAddr().String())
-
 	c.send(s.sessionFrame(c, id.Expires))
-	reason := c.readLoop(rd)
+	return c
+}
 
+// run is the connection's reader goroutine, counted by Server.track: it
+// reads until the connection ends, then takes it apart. It starts with a
+// small stack, and an idle connection keeps it small.
+func (c *conn) run(rd io.Reader, done func()) {
+	defer done()
+	reason := c.readLoop(rd)
+	s := c.s
 	c.leaveAll()
 	s.hub.removeUser(c)
 	s.conns.remove(c)
