@@ -15,6 +15,21 @@ import (
 	"github.com/switchboard-chat/switchboard/proto/names"
 )
 
+// ownAction checks a command a participant makes for itself (receipts,
+// typing): a valid conversation id, not the system, a participant.
+func (s *Service) ownAction(ctx context.Context, p *chatv1.Principal, conv string) error {
+	var f fields
+	f.id("conversationId", conv)
+	if err := f.err(); err != nil {
+		return err
+	}
+	if p.System {
+		return errs.Forbidden("only participants do this, for themselves")
+	}
+	_, err := s.memberConv(ctx, p, conv)
+	return err
+}
+
 // memberConv loads a conversation the principal may act in.
 func (s *Service) memberConv(ctx context.Context, p *chatv1.Principal, conv string) (*chatv1.Conversation, error) {
 	c, _, err := s.getConv(ctx, p.Org, conv)
@@ -99,16 +114,12 @@ func (s *Service) putMessageState(ctx context.Context, org, conv, msgID string, 
 // ownMessage loads a live message of the conversation that the principal
 // sent: another's is forbidden, a deleted or unknown one not_found.
 func (s *Service) ownMessage(ctx context.Context, p *chatv1.Principal, conv, msgID string) (*chatv1.MessageState, uint64, error) {
-	e, err := s.messages.Get(ctx, names.MessageKey(p.Org, conv, msgID))
+	st, rev, err := getProto[chatv1.MessageState](ctx, s.messages, names.MessageKey(p.Org, conv, msgID))
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return nil, 0, errs.NotFound("message")
 	}
 	if err != nil {
-		return nil, 0, fmt.Errorf("get message: %w", err)
-	}
-	st := &chatv1.MessageState{}
-	if err := proto.Unmarshal(e.Value(), st); err != nil {
-		return nil, 0, fmt.Errorf("decode message state: %w", err)
+		return nil, 0, err
 	}
 	if st.Deleted {
 		return nil, 0, errs.NotFound("message")
@@ -116,7 +127,7 @@ func (s *Service) ownMessage(ctx context.Context, p *chatv1.Principal, conv, msg
 	if st.SenderId != p.User {
 		return nil, 0, errs.Forbidden("only the sender may change a message")
 	}
-	return st, e.Revision(), nil
+	return st, rev, nil
 }
 
 func (s *Service) edit(ctx context.Context, req *chatv1.EditRequest) (*chatv1.EditResponse, error) {

@@ -31,15 +31,7 @@ func (s *Service) read(ctx context.Context, req *chatv1.MarkRequest) (*chatv1.Ma
 // receipt event; edges coalesce bursts of them.
 func (s *Service) mark(ctx context.Context, req *chatv1.MarkRequest, read bool) (*chatv1.MarkResponse, error) {
 	p := req.Principal
-	var f fields
-	f.id("conversationId", req.ConversationId)
-	if err := f.err(); err != nil {
-		return nil, err
-	}
-	if p.System {
-		return nil, errs.Forbidden("receipts belong to participants")
-	}
-	if _, err := s.memberConv(ctx, p, req.ConversationId); err != nil {
+	if err := s.ownAction(ctx, p, req.ConversationId); err != nil {
 		return nil, err
 	}
 	if err := s.checkSeq(ctx, p.Org, req.ConversationId, req.Seq); err != nil {
@@ -100,16 +92,9 @@ func (s *Service) checkSeq(ctx context.Context, org, conv string, seq uint64) er
 
 // receipt loads a participant's markers; none yet is a zero state, rev 0.
 func (s *Service) receipt(ctx context.Context, key string) (*chatv1.ReceiptState, uint64, error) {
-	e, err := s.receipts.Get(ctx, key)
+	r, rev, err := getProto[chatv1.ReceiptState](ctx, s.receipts, key)
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return &chatv1.ReceiptState{}, 0, nil
 	}
-	if err != nil {
-		return nil, 0, fmt.Errorf("get receipt: %w", err)
-	}
-	r := &chatv1.ReceiptState{}
-	if err := proto.Unmarshal(e.Value(), r); err != nil {
-		return nil, 0, fmt.Errorf("decode receipt: %w", err)
-	}
-	return r, e.Revision(), nil
+	return r, rev, err
 }

@@ -258,18 +258,31 @@ func dedupeID(org, conv, user, clientMsgID string) string {
 // getConv loads a conversation of org; one that does not exist is
 // not_found, like one of another organization (whose key differs).
 func (s *Service) getConv(ctx context.Context, org, conv string) (*chatv1.Conversation, uint64, error) {
-	e, err := s.convs.Get(ctx, names.ConversationKey(org, conv))
+	c, rev, err := getProto[chatv1.Conversation](ctx, s.convs, names.ConversationKey(org, conv))
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return nil, 0, errs.NotFound("conversation")
 	}
+	return c, rev, err
+}
+
+// getProto reads a protobuf value and its revision from a bucket; a key
+// that does not exist is jetstream.ErrKeyNotFound.
+func getProto[T any, PT interface {
+	*T
+	proto.Message
+}](ctx context.Context, kv jetstream.KeyValue, key string) (PT, uint64, error) {
+	e, err := kv.Get(ctx, key)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return nil, 0, err
+	}
 	if err != nil {
-		return nil, 0, fmt.Errorf("get conversation: %w", err)
+		return nil, 0, fmt.Errorf("get %s: %w", kv.Bucket(), err)
 	}
-	c := &chatv1.Conversation{}
-	if err := proto.Unmarshal(e.Value(), c); err != nil {
-		return nil, 0, fmt.Errorf("decode conversation: %w", err)
+	v := PT(new(T))
+	if err := proto.Unmarshal(e.Value(), v); err != nil {
+		return nil, 0, fmt.Errorf("decode %s: %w", kv.Bucket(), err)
 	}
-	return c, e.Revision(), nil
+	return v, e.Revision(), nil
 }
 
 // updateConv applies change to the conversation with compare-and-set,

@@ -27,15 +27,7 @@ import (
 
 func (s *Service) typing(ctx context.Context, req *chatv1.TypingRequest) (*chatv1.TypingResponse, error) {
 	p := req.Principal
-	var f fields
-	f.id("conversationId", req.ConversationId)
-	if err := f.err(); err != nil {
-		return nil, err
-	}
-	if p.System {
-		return nil, errs.Forbidden("only participants type")
-	}
-	if _, err := s.memberConv(ctx, p, req.ConversationId); err != nil {
+	if err := s.ownAction(ctx, p, req.ConversationId); err != nil {
 		return nil, err
 	}
 	key := names.TypingKey(p.Org, req.ConversationId, p.User)
