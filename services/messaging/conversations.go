@@ -138,8 +138,8 @@ func (s *Service) remove(ctx context.Context, req *chatv1.RemoveParticipantReque
 		return nil, err
 	}
 	if changed {
-		if err := s.members.Delete(ctx, names.MembershipKey(p.Org, req.UserId, conv.ConversationId)); err != nil {
-			return nil, fmt.Errorf("unindex membership: %w", err)
+		if err := s.unindex(ctx, p.Org, req.UserId, conv.ConversationId); err != nil {
+			return nil, err
 		}
 		if err := s.membershipChanged(ctx, p.Org, conv, []string{req.UserId}); err != nil {
 			return nil, err

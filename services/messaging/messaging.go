@@ -166,29 +166,27 @@ func (s *Service) setup(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	kv := func(bucket, desc string, ttl time.Duration) (jetstream.KeyValue, error) {
+	kv := func(bucket, desc string, ttl, markerTTL time.Duration) (jetstream.KeyValue, error) {
 		return natsx.EnsureKV(ctx, s.js, jetstream.KeyValueConfig{
-			Bucket: bucket, Description: desc, History: 1, TTL: ttl,
+			Bucket: bucket, Description: desc, History: 1, TTL: ttl, LimitMarkerTTL: markerTTL,
 			Storage: jetstream.FileStorage, Replicas: s.cfg.Replicas,
 		})
 	}
-	if s.convs, err = kv(names.BucketConversations, "conversation records", 0); err != nil {
+	if s.convs, err = kv(names.BucketConversations, "conversation records", 0, 0); err != nil {
 		return err
 	}
-	if s.members, err = kv(names.BucketMemberships, "user -> conversations index", 0); err != nil {
+	if s.members, err = kv(names.BucketMemberships, "user -> conversations index", 0, time.Second); err != nil {
 		return err
 	}
-	if s.messages, err = kv(names.BucketMessages, "message sender and deleted state", s.cfg.Retention); err != nil {
+	if s.messages, err = kv(names.BucketMessages, "message sender and deleted state", s.cfg.Retention, 0); err != nil {
 		return err
 	}
-	if s.receipts, err = kv(names.BucketReceipts, "delivered and read markers", 0); err != nil {
+	if s.receipts, err = kv(names.BucketReceipts, "delivered and read markers", 0, 0); err != nil {
 		return err
 	}
-	// Per-key TTLs need limit markers, and History 1 (FIELD-NOTES.md).
-	s.typists, err = natsx.EnsureKV(ctx, s.js, jetstream.KeyValueConfig{
-		Bucket: names.BucketTyping, Description: "who is typing, one key per typist with a TTL", History: 1,
-		LimitMarkerTTL: time.Second, Storage: jetstream.FileStorage, Replicas: s.cfg.Replicas,
-	})
+	// Per-key TTLs need limit markers, and History 1 (FIELD-NOTES.md):
+	// typists expire, memberships' delete markers expire.
+	s.typists, err = kv(names.BucketTyping, "who is typing, one key per typist with a TTL", 0, time.Second)
 	return err
 }
 

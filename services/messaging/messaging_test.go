@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/switchboard-chat/switchboard/kit/errs"
@@ -274,5 +275,16 @@ func TestListOrderAndPaging(t *testing.T) {
 	var l chatv1.ListConversationsResponse
 	if err := call(t, nc, names.ActionList, &chatv1.ListConversationsRequest{Principal: who("acme", "bob")}, &l); err != nil || len(l.Conversations) != 4 {
 		t.Fatalf("bob lists %d conversations after removal (%v)", len(l.Conversations), err)
+	}
+	// The removal's delete marker expires: the index does not grow with
+	// every removal ever made.
+	js, _ := jetstream.New(nc)
+	st, err := js.Stream(context.Background(), names.KVStream(names.BucketMemberships))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := st.GetLastMsgForSubject(context.Background(), names.KVSubject(names.BucketMemberships, names.MembershipKey("acme", "bob", convs[0])))
+	if err != nil || m.Header.Get("KV-Operation") != "DEL" || m.Header.Get("Nats-TTL") == "" {
+		t.Fatalf("removal marker %v (%v)", m.Header, err)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -331,6 +332,17 @@ func (s *Service) putMemberships(ctx context.Context, org, conv string, users []
 		case <-ctx.Done():
 			return ctx.Err()
 		}
+	}
+	return nil
+}
+
+// unindex removes conv from user's index with a delete marker that expires
+// (kv.Delete's would stay forever, one per removal).
+func (s *Service) unindex(ctx context.Context, org, user, conv string) error {
+	msg := &nats.Msg{Subject: names.KVSubject(names.BucketMemberships, names.MembershipKey(org, user, conv)), Header: nats.Header{}}
+	msg.Header.Set("KV-Operation", "DEL")
+	if _, err := s.js.PublishMsg(ctx, msg, jetstream.WithMsgTTL(time.Minute)); err != nil {
+		return fmt.Errorf("unindex membership: %w", err)
 	}
 	return nil
 }
