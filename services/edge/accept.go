@@ -2,7 +2,6 @@ package edge
 
 import (
 	"bytes"
-	"io"
 	"net/http"
 	"slices"
 	"strings"
@@ -49,25 +48,25 @@ func (s *Server) accept(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	_ = nc.SetDeadline(time.Time{}) // the handshake is over
-	var rd io.Reader = nc
+	var early []byte
 	if n := rw.Reader.Buffered(); n > 0 {
 		// Frames sent right behind the request: read them first.
-		early, _ := rw.Reader.Peek(n)
-		rd = io.MultiReader(bytes.NewReader(bytes.Clone(early)), nc)
+		b, _ := rw.Reader.Peek(n)
+		early = bytes.Clone(b)
 	}
 	if !s.track() {
 		s.admit.release(id.Org, id.User)
 		_ = nc.Close()
 		return
 	}
-	// The connection gets a goroutine of its own and this one returns to
-	// net/http, which then drops the request, its buffers and its stack:
-	// an idle connection keeps only what the edge needs.
-	c := s.open(nc, id)
-	go c.run(rd, func() {
+	// This goroutine returns to net/http, which then drops the request,
+	// its buffers and its stack: an idle connection keeps only what the
+	// edge needs (no goroutine when the poller watches it).
+	c := s.open(nc, id, early, func() {
 		s.admit.release(id.Org, id.User)
 		s.readers.Done()
 	})
+	c.begin()
 }
 
 func (s *Server) refuse(w http.ResponseWriter, r *http.Request, label, why string) {

@@ -1,6 +1,7 @@
 package edge
 
 import (
+	"bytes"
 	"io"
 	"net"
 	"sync"
@@ -16,10 +17,13 @@ var connSeq atomic.Uint64
 
 // conn is one client WebSocket.
 //
-// Its reader goroutine (serve) reads frames, runs commands one at a time in
-// the order they came and owns the fields marked so. Its writer (flush) runs
-// only while the send queue holds frames: an idle connection has one
-// goroutine and no buffer. The janitor (Server.sweep) calls tick.
+// Its reader reads frames and runs commands one at a time in the order they
+// came, holding rmu, which owns the fields marked "owned by the reader": on
+// Linux a goroutine started by the poller when the socket is readable
+// (ready), elsewhere a goroutine for the connection's life (readAll). Its
+// writer (flush) runs only while the send queue holds frames. An idle
+// polled connection has no goroutine and no buffer. The janitor
+// (Server.sweep) calls tick.
 type conn struct {
 	s         *Server
 	nc        net.Conn
@@ -35,7 +39,7 @@ type conn struct {
 	reported   atomic.Uint32 // the status last reported to presence
 	lastPing   int64         // owned by the janitor
 
-	// Owned by the reader.
+	// Owned by the reader (rmu).
 	rooms    map[string]*room        // joined conversations by id
 	failures window                  // authentication and authorization failures
 	invalid  window                  // invalid commands
@@ -53,21 +57,50 @@ type conn struct {
 
 	done      chan struct{} // closed when nc is closed
 	closeOnce sync.Once
+
+	// Reading. rmu is held by whoever reads (ready, readAll) or takes the
+	// connection apart (finish): it owns the fields marked "owned by the
+	// reader".
+	rmu        sync.Mutex
+	fr         frameReader
+	polled     bool // the poller watches fd; no reader goroutine
+	fd         int
+	finishOnce sync.Once
+	onFinish   func() // from the upgrade: releases its admission and count
 }
 
 // open sets a new connection up: registered, subscribed to its user's
 // events, reported to presence, greeted with the session event. It runs on
-// the upgrade's goroutine, whose deep stack ends with it.
-func (s *Server) open(nc net.Conn, id Identity) *conn {
+// the upgrade's goroutine, whose deep stack ends with it. early holds bytes
+// that came behind the upgrade request; onFinish runs when the connection
+// is taken apart. Reading starts with begin.
+func (s *Server) open(nc net.Conn, id Identity, early []byte, onFinish func()) *conn {
 	now := time.Now()
 	c := &conn{
 		s: s, nc: nc, seq: connSeq.Add(1), id: ids.New(), org: id.Org, user: id.User,
 		lastPing: now.UnixNano(), rooms: map[string]*room{}, buckets: map[string]*localBucket{}, done: make(chan struct{}),
+		onFinish: onFinish,
 	}
 	c.flushFn = c.flush
 	c.lastRead.Store(now.UnixNano())
 	c.lastActive.Store(now.UnixNano())
 	c.expires.Store(id.Expires.UnixNano())
+	var rd io.Reader = nc
+	if len(early) > 0 {
+		rd = io.MultiReader(bytes.NewReader(early), nc)
+	}
+	c.fr = frameReader{
+		r:        rd,
+		maxBytes: s.cfg.MaxMessageBytes,
+		onPing:   func(p []byte) { c.send(frame(ws.OpPong, p)) },
+		onFrame:  func() { c.lastRead.Store(time.Now().UnixNano()) },
+	}
+	// Polled or not is decided before anything is sent: the writer reads
+	// it when it closes the socket.
+	if s.poller != nil && len(early) == 0 {
+		c.fd, c.polled = fdOf(nc)
+		c.fr.yield = c.polled
+	}
 
 	s.conns.add(c)
 	s.metrics.connections.WithLabelValues(c.org).Inc()
@@ -78,53 +111,93 @@ func (s *Server) open(nc net.Conn, id Identity) *conn {
 	return c
 }
 
-// run is the connection's reader goroutine, counted by Server.track: it
-// reads until the connection ends, then takes it apart. It starts with a
-// small stack, and an idle connection keeps it small.
-func (c *conn) run(rd io.Reader, done func()) {
-	defer done()
-	reason := c.readLoop(rd)
-	s := c.s
-	c.leaveAll()
-	s.hub.removeUser(c)
-	s.conns.remove(c)
-	c.reportPresence(true)
-	s.metrics.connections.WithLabelValues(c.org).Dec()
-	s.log.Info("disconnected", "org", c.org, "user", c.user, "conn", c.id, "reason", reason)
+// begin starts reading: through the poller when the connection is polled
+// (an idle one then has no goroutine), else on a reader goroutine.
+func (c *conn) begin() {
+	if !c.polled {
+		go c.readAll()
+		return
+	}
+	if err := c.s.poller.add(c); err != nil {
+		c.s.log.Warn("poll", "conn", c.id, "err", err)
+		c.closeNow() // takes a polled connection apart
+	}
 }
 
-// readLoop reads and runs commands until the connection ends, and returns
-// why it ended (for the log).
-func (c *conn) readLoop(rd io.Reader) string {
-	fr := frameReader{
-		r:        rd,
-		maxBytes: c.s.cfg.MaxMessageBytes,
-		onPing:   func(p []byte) { c.send(frame(ws.OpPong, p)) },
-		onFrame:  func() { c.lastRead.Store(time.Now().UnixNano()) },
+// readAll is a connection's reader goroutine: it reads until the
+// connection ends.
+func (c *conn) readAll() {
+	c.rmu.Lock()
+	reason := ""
+	for reason == "" {
+		reason = c.step()
 	}
-	for {
-		msg, peerCode, err := fr.next()
-		if err == nil {
-			err = c.handle(msg)
+	c.rmu.Unlock()
+	c.finish(reason)
+}
+
+// ready runs when the poller saw the socket readable: it reads and runs one
+// frame, then gives the socket back to the poller.
+func (c *conn) ready() {
+	c.rmu.Lock()
+	// A frame that started must finish within the idle timeout: a
+	// half-sent frame cannot hold this goroutine for ever.
+	_ = c.nc.SetReadDeadline(time.Now().Add(c.s.cfg.IdleTimeout))
+	reason := c.step()
+	_ = c.nc.SetReadDeadline(time.Time{})
+	c.rmu.Unlock()
+	if reason == "" {
+		if err := c.s.poller.rearm(c); err == nil {
+			return
 		}
-		switch e := err.(type) {
-		case nil:
-			continue
-		case *closeError:
-			c.close(e.code, e.reason, false)
+		reason = "connection closed"
+	}
+	c.closeNow()
+	c.finish(reason)
+}
+
+// finish takes an ended connection apart, once.
+func (c *conn) finish(reason string) {
+	c.finishOnce.Do(func() {
+		c.rmu.Lock()
+		defer c.rmu.Unlock()
+		s := c.s
+		c.leaveAll()
+		s.hub.removeUser(c)
+		s.conns.remove(c)
+		c.reportPresence(true)
+		s.metrics.connections.WithLabelValues(c.org).Dec()
+		s.log.Info("disconnected", "org", c.org, "user", c.user, "conn", c.id, "reason", reason)
+		if c.onFinish != nil {
+			c.onFinish()
+		}
+	})
+}
+
+// step reads one message (or, polled, one control frame) and runs it. It
+// returns "" to go on, or why the connection ended. Called with rmu held.
+func (c *conn) step() string {
+	msg, peerCode, err := c.fr.next()
+	if err == nil && msg != nil {
+		err = c.handle(msg)
+	}
+	switch e := err.(type) {
+	case nil:
+		return ""
+	case *closeError:
+		c.close(e.code, e.reason, false)
+		c.waitClosed()
+		return e.reason
+	default:
+		if err == errPeerClosed {
+			c.s.metrics.closes.WithLabelValues("client").Inc()
+			c.close(peerCode, "", false)
 			c.waitClosed()
-			return e.reason
-		default:
-			if err == errPeerClosed {
-				c.s.metrics.closes.WithLabelValues("client").Inc()
-				c.close(peerCode, "", false)
-				c.waitClosed()
-				return "closed by client"
-			}
-			// The socket failed, or the writer closed it.
-			c.closeNow()
-			return "connection lost: " + err.Error()
+			return "closed by client"
 		}
+		// The socket failed, or the writer closed it.
+		c.closeNow()
+		return "connection lost: " + err.Error()
 	}
 }
 
@@ -138,11 +211,18 @@ func (c *conn) waitClosed() {
 	}
 }
 
-// closeNow closes the socket without a close frame.
+// closeNow closes the socket without a close frame. A polled connection
+// has no reader to notice, so it is taken apart here.
 func (c *conn) closeNow() {
 	c.closeOnce.Do(func() {
+		if c.polled {
+			c.s.poller.remove(c) // before the descriptor can be reused
+		}
 		_ = c.nc.Close()
 		close(c.done)
+		if c.polled {
+			go c.finish("connection closed")
+		}
 	})
 }
 

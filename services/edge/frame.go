@@ -87,7 +87,11 @@ type frameReader struct {
 	// called for every frame read (activity).
 	onPing  func(payload []byte)
 	onFrame func()
-	hdr     [ws.MaxHeaderSize - 2]byte
+	// yield makes next return (nil, 0, nil) after a control frame instead
+	// of reading on: the poller's goroutine then gives the socket back
+	// rather than wait for a message that may not come.
+	yield bool
+	hdr   [ws.MaxHeaderSize - 2]byte
 }
 
 // next returns the next complete text message. Every fault is a
@@ -127,6 +131,9 @@ func (fr *frameReader) next() ([]byte, ws.StatusCode, error) {
 				fr.onPing(p)
 			case ws.OpClose:
 				return nil, peerCloseCode(p), errPeerClosed
+			}
+			if fr.yield && !fragmented {
+				return nil, 0, nil
 			}
 			continue
 		}

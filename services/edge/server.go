@@ -93,6 +93,9 @@ type Config struct {
 	Limits limits.Set
 	// ID names this edge (in presence entries and logs). Default random.
 	ID string
+	// NoPoller gives every connection a reader goroutine instead of
+	// watching idle sockets with epoll (Linux). Default false.
+	NoPoller bool
 	// Registerer gets the edge's metrics and Gatherer serves /metrics.
 	// Default: a fresh registry for both.
 	Registerer prometheus.Registerer
@@ -159,6 +162,7 @@ type Server struct {
 	log     *slog.Logger
 	metrics *metrics
 	hub     *hub
+	poller  *poller // nil: every connection has a reader goroutine
 	limiter *limiter
 	admit   *admission
 	conns   connSet
@@ -190,6 +194,11 @@ func New(nc *nats.Conn, cfg Config) (*Server, error) {
 	s.conns.init()
 	s.limits = s.limitsJSON()
 	s.hub = newHub(s)
+	if !cfg.NoPoller {
+		if p, err := newPoller(); err == nil {
+			s.poller = p
+		}
+	}
 	s.limiter = newLimiter(s)
 	s.admit = newAdmission(s)
 	s.mux = obs.Mux(cfg.Gatherer, s.ready)
@@ -248,6 +257,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	select {
 	case <-done:
 		s.hub.close()
+		if s.poller != nil {
+			s.poller.close()
+		}
 		return nil
 	case <-ctx.Done():
 		s.conns.each(func(c *conn) { _ = c.nc.Close() })
