@@ -31,6 +31,7 @@ func main() {
 	replicas := fs.Int("replicas", 1, "replicas of JetStream streams and buckets")
 	retention := fs.Duration("retention", 7*24*time.Hour, "how long conversation events are kept")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	pprofListen := fs.String("pprof-listen", "", "net/http/pprof listener for profiling (empty: off; keep it on loopback)")
 	presenceTTL := fs.Duration("presence-ttl", 30*time.Second, "a connection without a heartbeat for this long is offline")
 	presenceGrace := fs.Duration("presence-grace", 5*time.Second, "how long a user without connections stays shown before offline")
 	var ef edge.Flags
@@ -66,6 +67,11 @@ func main() {
 		os.Exit(1)
 	}
 	log.Info("switchboard ready", "ws", "ws://"+sys.Addr()+"/ws", "nats", sys.NatsURL())
+	if ps, err := obs.Serve(*pprofListen, obs.PprofMux(), log); err != nil {
+		log.Warn("pprof listener", "err", err)
+	} else {
+		defer func() { _ = ps.Shutdown(context.Background()) }()
+	}
 	if dev {
 		printDevStart(ef.JWTSecret, sys.Addr())
 	}
