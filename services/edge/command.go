@@ -27,45 +27,52 @@ var errNotJSON = errors.New("frame is not JSON")
 
 const maxCommandID = 64
 
-// decodeCommand parses a frame's envelope. A frame that is not JSON is
-// errNotJSON; a JSON frame that is not a valid command is an *errs.Error
-// (validation_failed) whose command still carries the id when it had one.
+// decodeCommand parses a frame's envelope, in one pass over the bytes. A
+// frame that is not JSON is errNotJSON; a JSON frame that is not a valid
+// command is an *errs.Error (validation_failed) whose command still
+// carries the id when it had a valid one.
 func decodeCommand(msg []byte) (command, error) {
-	if !json.Valid(msg) {
+	var keys map[string]json.RawMessage
+	if err := json.Unmarshal(msg, &keys); err != nil {
+		var typeErr *json.UnmarshalTypeError
+		if errors.As(err, &typeErr) {
+			return command{}, errs.Invalid(errs.Field{Field: "", Reason: "must be a JSON object"})
+		}
 		return command{}, errNotJSON
 	}
-	var env struct {
-		ID   json.RawMessage `json:"id"`
-		Type json.RawMessage `json:"type"`
-		Data json.RawMessage `json:"data"`
-	}
 	var cmd command
-	if err := strictDecode(msg, &env, ""); err != nil {
-		// An unknown field: the reply still carries the command's id.
-		var loose struct {
-			ID string `json:"id"`
-		}
-		if json.Unmarshal(msg, &loose) == nil && loose.ID != "" && utf8.RuneCountInString(loose.ID) <= maxCommandID {
-			cmd.ID = loose.ID
-		}
-		return cmd, err
-	}
 	var f fieldErrs
-	if len(env.ID) > 0 && !isNull(env.ID) {
-		if json.Unmarshal(env.ID, &cmd.ID) != nil || cmd.ID == "" || utf8.RuneCountInString(cmd.ID) > maxCommandID {
+	if raw, ok := keys["id"]; ok && !isNull(raw) {
+		if json.Unmarshal(raw, &cmd.ID) != nil || cmd.ID == "" || utf8.RuneCountInString(cmd.ID) > maxCommandID {
 			cmd.ID = ""
 			f.add("id", fmt.Sprintf("must be a string of 1 to %d characters", maxCommandID))
 		}
 	}
-	switch {
-	case len(env.Type) == 0 || isNull(env.Type):
+	var unknown []string
+	for k := range keys {
+		if k != "id" && k != "type" && k != "data" {
+			unknown = append(unknown, k)
+		}
+	}
+	if len(unknown) > 0 {
+		// Unknown fields alone are reported: what else is wrong may only
+		// be a misspelling of them.
+		slices.Sort(unknown)
+		var uf fieldErrs
+		for _, k := range unknown {
+			uf.add(k, "unknown field")
+		}
+		return cmd, uf.err()
+	}
+	switch raw, ok := keys["type"]; {
+	case !ok || isNull(raw):
 		f.add("type", "is required")
-	case json.Unmarshal(env.Type, &cmd.Type) != nil:
+	case json.Unmarshal(raw, &cmd.Type) != nil:
 		f.add("type", "must be a string")
 	case commands[cmd.Type] == nil:
 		f.add("type", "unknown command type")
 	}
-	cmd.Data = env.Data
+	cmd.Data = keys["data"]
 	return cmd, f.err()
 }
 
