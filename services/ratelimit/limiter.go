@@ -29,6 +29,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"regexp"
 	"time"
 
@@ -223,7 +224,14 @@ func (l *Limiter) check(ctx context.Context, req *chatv1.RateLimitCheck) (*chatv
 }
 
 // maxAttempts bounds the compare-and-set retries of one check.
-const maxAttempts = 16
+const maxAttempts = 32
+
+// backoff waits a random while, longer after each lost race, so that
+// instances hammering one bucket take turns instead of colliding again.
+func backoff(attempt int) {
+	limit := min(time.Duration(attempt+1)*200*time.Microsecond, 5*time.Millisecond)
+	time.Sleep(rand.N(limit))
+}
 
 // errBusy is a check that lost maxAttempts races in a row.
 var errBusy = errs.New(errs.CodeUnavailable, "rate limit bucket is busy; retry")
@@ -240,7 +248,7 @@ func (l *Limiter) take(ctx context.Context, key string, limit limits.Limit) (dec
 	st := l.cache.lock(key)
 	defer st.mu.Unlock()
 	life := ttl(limit)
-	for range maxAttempts {
+	for attempt := range maxAttempts {
 		now := l.cfg.Now()
 		e, cached := st.get(key, now)
 		if cached {
@@ -267,6 +275,7 @@ func (l *Limiter) take(ctx context.Context, key string, limit limits.Limit) (dec
 			l.conflicts.Inc()
 			e.trusted = false
 			st.put(key, e, now, l.cache.perStripe)
+			backoff(attempt)
 			continue
 		}
 		if err != nil {
