@@ -59,3 +59,35 @@ func BenchmarkMarkRead(b *testing.B) {
 	})
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "marks/s")
 }
+
+// BenchmarkHistoryNewest200 measures the newest page of 200 events, read by
+// walking the prevSeq chain back one direct get per event.
+func BenchmarkHistoryNewest200(b *testing.B) {
+	ns := natstest.Server(b)
+	nc := natstest.Conn(b, ns)
+	s, err := New(context.Background(), nc, Config{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = s.Stop(context.Background()) })
+	ctx := context.Background()
+	var created chatv1.CreateConversationResponse
+	if err := svc.Call(ctx, nc, names.Command(names.Messaging, "acme", names.ActionCreate),
+		&chatv1.CreateConversationRequest{Principal: who("acme", "u0")}, &created); err != nil {
+		b.Fatal(err)
+	}
+	for i := range 300 {
+		if err := svc.Call(ctx, nc, names.Command(names.Messaging, "acme", names.ActionSend),
+			&chatv1.SendRequest{Principal: who("acme", "u0"), ConversationId: created.ConversationId, Content: "m", ClientMsgId: fmt.Sprint(i)}, &chatv1.SendResponse{}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ResetTimer()
+	for b.Loop() {
+		var h chatv1.HistoryResponse
+		if err := svc.Call(ctx, nc, names.Command(names.Messaging, "acme", names.ActionHistory),
+			&chatv1.HistoryRequest{Principal: who("acme", "u0"), ConversationId: created.ConversationId, Limit: 200}, &h); err != nil || len(h.Events) != 200 {
+			b.Fatalf("%d events (%v)", len(h.Events), err)
+		}
+	}
+}
