@@ -63,7 +63,7 @@ func (s *Service) membershipChanged(ctx context.Context, org string, conv *chatv
 		ConversationId: conv.ConversationId,
 		Body:           &chatv1.Event_ConversationUpdated{ConversationUpdated: &chatv1.ConversationUpdated{Participants: conv.Participants}},
 	}
-	if _, err := s.appendEvent(ctx, org, conv.ConversationId, ev, ""); err != nil {
+	if _, err := s.appendEvent(ctx, org, conv.ConversationId, ev, "", nil); err != nil {
 		return err
 	}
 	s.publishUser(org, notify, ev)

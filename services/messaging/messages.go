@@ -62,14 +62,14 @@ func (s *Service) send(ctx context.Context, req *chatv1.SendRequest) (*chatv1.Se
 		CreatedAtMs: s.cfg.Now().UnixMilli(),
 	}
 	ev := &chatv1.Event{ConversationId: req.ConversationId, Body: &chatv1.Event_MessageNew{MessageNew: msg}}
-	res, err := s.appendEvent(ctx, p.Org, req.ConversationId, ev, dedupeID(p.Org, req.ConversationId, p.User, req.ClientMsgId))
+	res, err := s.appendEvent(ctx, p.Org, req.ConversationId, ev, dedupeID(p.Org, req.ConversationId, p.User, req.ClientMsgId), nil)
 	if err != nil {
 		return nil, err
 	}
 	if res.duplicate {
 		return s.resend(ctx, p.Org, req.ConversationId, res.seq)
 	}
-	if err := s.putMessageState(ctx, p.Org, req.ConversationId, msg.MessageId, &chatv1.MessageState{Seq: res.seq, SenderId: p.User}, 0); err != nil {
+	if _, err := s.putMessageState(ctx, p.Org, req.ConversationId, msg.MessageId, &chatv1.MessageState{Seq: res.seq, SenderId: p.User}, 0); err != nil {
 		return nil, err
 	}
 	return &chatv1.SendResponse{MessageId: msg.MessageId, Seq: res.seq, CreatedAtMs: msg.CreatedAtMs}, nil
@@ -89,26 +89,25 @@ func (s *Service) resend(ctx context.Context, org, conv string, seq uint64) (*ch
 	}
 	// The first attempt may have stopped before recording the message.
 	st := &chatv1.MessageState{Seq: seq, SenderId: m.SenderId}
-	if err := s.putMessageState(ctx, org, conv, m.MessageId, st, 0); err != nil && !natsx.IsWrongLastSequence(err) {
+	if _, err := s.putMessageState(ctx, org, conv, m.MessageId, st, 0); err != nil && !natsx.IsWrongLastSequence(err) {
 		return nil, err
 	}
 	s.publishLive(org, conv, ev)
 	return &chatv1.SendResponse{MessageId: m.MessageId, Seq: seq, CreatedAtMs: m.CreatedAtMs, Duplicate: true}, nil
 }
 
-// putMessageState creates (rev 0) or updates (rev > 0) a message's state.
-func (s *Service) putMessageState(ctx context.Context, org, conv, msgID string, st *chatv1.MessageState, rev uint64) error {
+// putMessageState creates (rev 0) or updates (rev > 0) a message's state
+// and returns its new revision.
+func (s *Service) putMessageState(ctx context.Context, org, conv, msgID string, st *chatv1.MessageState, rev uint64) (uint64, error) {
 	data, err := proto.Marshal(st)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	key := names.MessageKey(org, conv, msgID)
 	if rev == 0 {
-		_, err = s.messages.Create(ctx, key, data)
-	} else {
-		_, err = s.messages.Update(ctx, key, data, rev)
+		return s.messages.Create(ctx, key, data)
 	}
-	return err
+	return s.messages.Update(ctx, key, data, rev)
 }
 
 // ownMessage loads a live message of the conversation that the principal
@@ -142,14 +141,16 @@ func (s *Service) edit(ctx context.Context, req *chatv1.EditRequest) (*chatv1.Ed
 	if _, err := s.memberConv(ctx, p, req.ConversationId); err != nil {
 		return nil, err
 	}
-	if _, _, err := s.ownMessage(ctx, p, req.ConversationId, req.MessageId); err != nil {
-		return nil, err
-	}
 	at := s.cfg.Now().UnixMilli()
 	ev := &chatv1.Event{ConversationId: req.ConversationId, Body: &chatv1.Event_MessageEdited{MessageEdited: &chatv1.MessageEdited{
 		MessageId: req.MessageId, SenderId: p.User, Content: req.Content, EditedAtMs: at,
 	}}}
-	res, err := s.appendEvent(ctx, p.Org, req.ConversationId, ev, "")
+	// Checked before every attempt: a delete marks the message first, so
+	// no edit is stored after its message's deletion.
+	res, err := s.appendEvent(ctx, p.Org, req.ConversationId, ev, "", func(ctx context.Context) error {
+		_, _, err := s.ownMessage(ctx, p, req.ConversationId, req.MessageId)
+		return err
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -171,20 +172,26 @@ func (s *Service) delete(ctx context.Context, req *chatv1.DeleteRequest) (*chatv
 	if err != nil {
 		return nil, err
 	}
+	// Marked before the event is stored, with compare-and-set: of two
+	// deletes one wins, and an edit checking after this sees it (edit).
+	st.Deleted = true
+	marked, err := s.putMessageState(ctx, p.Org, req.ConversationId, req.MessageId, st, rev)
+	if natsx.IsWrongLastSequence(err) {
+		return nil, errs.NotFound("message")
+	}
+	if err != nil {
+		return nil, err
+	}
 	at := s.cfg.Now().UnixMilli()
 	ev := &chatv1.Event{ConversationId: req.ConversationId, Body: &chatv1.Event_MessageDeleted{MessageDeleted: &chatv1.MessageDeleted{
 		MessageId: req.MessageId, SenderId: p.User, DeletedAtMs: at,
 	}}}
-	res, err := s.appendEvent(ctx, p.Org, req.ConversationId, ev, "")
+	res, err := s.appendEvent(ctx, p.Org, req.ConversationId, ev, "", nil)
 	if err != nil {
-		return nil, err
-	}
-	// Marked after the event is stored: a failure here leaves a message that
-	// can be deleted again, never a deletion without its event.
-	st.Deleted = true
-	if err := s.putMessageState(ctx, p.Org, req.ConversationId, req.MessageId, st, rev); err != nil {
-		if natsx.IsWrongLastSequence(err) {
-			return nil, errs.NotFound("message")
+		// Not deleted after all: unmark, so that the delete can be retried.
+		st.Deleted = false
+		if _, uerr := s.putMessageState(ctx, p.Org, req.ConversationId, req.MessageId, st, marked); uerr != nil {
+			s.log.Error("unmark a message whose delete failed", "org", p.Org, "err", uerr)
 		}
 		return nil, err
 	}

@@ -288,3 +288,53 @@ func TestListOrderAndPaging(t *testing.T) {
 		t.Fatalf("removal marker %v (%v)", m.Header, err)
 	}
 }
+
+// An edit and a delete of one message at once, on two instances: the
+// stream never holds an edit after the message's deletion.
+func TestEditNeverFollowsDelete(t *testing.T) {
+	ns := natstest.Server(t)
+	nc1, nc2 := natstest.Conn(t, ns), natstest.Conn(t, ns)
+	start(t, nc1)
+	start(t, nc2)
+	alice := who("acme", "alice")
+	conv := createConv(t, nc1, alice)
+	for i := range 30 {
+		m := sendMsg(t, nc1, alice, conv, "x", fmt.Sprint(i))
+		var wg sync.WaitGroup
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			_ = call(t, nc1, names.ActionEdit, &chatv1.EditRequest{Principal: alice, ConversationId: conv, MessageId: m.MessageId, Content: "e"}, &chatv1.EditResponse{})
+		}()
+		go func() {
+			defer wg.Done()
+			if err := call(t, nc2, names.ActionDelete, &chatv1.DeleteRequest{Principal: alice, ConversationId: conv, MessageId: m.MessageId}, &chatv1.DeleteResponse{}); err != nil {
+				t.Errorf("delete: %v", err)
+			}
+		}()
+		wg.Wait()
+	}
+	b, err := natsx.GetBatch(context.Background(), nc1, names.StreamEvents, names.Store("acme", conv), 1, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deleted := map[string]bool{}
+	for _, m := range b.Msgs {
+		ev := &chatv1.Event{}
+		if err := proto.Unmarshal(m.Data, ev); err != nil {
+			t.Fatal(err)
+		}
+		switch {
+		case ev.GetMessageDeleted() != nil:
+			if deleted[ev.GetMessageDeleted().MessageId] {
+				t.Fatalf("message %s deleted twice", ev.GetMessageDeleted().MessageId)
+			}
+			deleted[ev.GetMessageDeleted().MessageId] = true
+		case ev.GetMessageEdited() != nil && deleted[ev.GetMessageEdited().MessageId]:
+			t.Fatalf("seq %d: an edit of %s after its deletion", m.Seq, ev.GetMessageEdited().MessageId)
+		}
+	}
+	if len(deleted) != 30 {
+		t.Fatalf("%d messages deleted, want 30", len(deleted))
+	}
+}

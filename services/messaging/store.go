@@ -30,8 +30,11 @@ type appended struct {
 
 // appendEvent stores ev as the conversation's next durable event, setting
 // its PrevSeq, and publishes it live. dedupeID, when not empty, makes a
-// resend within the dedupe window answer with the original seq.
-func (s *Service) appendEvent(ctx context.Context, org, conv string, ev *chatv1.Event, dedupeID string) (appended, error) {
+// resend within the dedupe window answer with the original seq. check,
+// when not nil, runs before each attempt: an append that succeeds with the
+// expected last seq follows a check that saw everything appended before it
+// (an edit checks that its message was not deleted).
+func (s *Service) appendEvent(ctx context.Context, org, conv string, ev *chatv1.Event, dedupeID string, check func(context.Context) error) (appended, error) {
 	key := names.ConversationKey(org, conv)
 	subject := names.Store(org, conv)
 	mu := s.lockFor(key)
@@ -46,6 +49,11 @@ func (s *Service) appendEvent(ctx context.Context, org, conv string, ev *chatv1.
 		}
 	}
 	for range maxAppendAttempts {
+		if check != nil {
+			if err := check(ctx); err != nil {
+				return appended{}, err
+			}
+		}
 		ev.PrevSeq = prev
 		ev.Seq = 0
 		data, err := proto.Marshal(ev)
