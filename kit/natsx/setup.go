@@ -58,3 +58,23 @@ func transient(err error) bool {
 	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) ||
 		errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrJetStreamNotEnabled)
 }
+
+// Follow calls fn with every entry w delivers (the nil that ends the
+// initial values is skipped) until ctx ends or w closes, then stops w. A
+// watcher's channel blocks its consumer when full: fn must be quick.
+func Follow(ctx context.Context, w jetstream.KeyWatcher, fn func(jetstream.KeyValueEntry)) {
+	defer func() { _ = w.Stop() }()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case e, ok := <-w.Updates():
+			if !ok {
+				return
+			}
+			if e != nil {
+				fn(e)
+			}
+		}
+	}
+}

@@ -106,9 +106,6 @@ func Serve(listen string, handler http.Handler, log *slog.Logger) (*Server, erro
 	return s, nil
 }
 
-// Addr is the listener's address.
-func (s *Server) Addr() string { return s.ln.Addr().String() }
-
 // Shutdown stops the server; a nil Server is fine.
 func (s *Server) Shutdown(ctx context.Context) error {
 	if s == nil {

@@ -171,14 +171,6 @@ func (c *Client) WriteFrame(f ws.Frame) error {
 	return ws.WriteFrame(c.conn, f)
 }
 
-// WriteRaw sends bytes as they are on the socket.
-func (c *Client) WriteRaw(b []byte) error {
-	c.wmu.Lock()
-	defer c.wmu.Unlock()
-	_, err := c.conn.Write(b)
-	return err
-}
-
 // SendText sends a text frame.
 func (c *Client) SendText(p []byte) error { return c.write(ws.OpText, p) }
 
@@ -268,13 +260,6 @@ func (c *Client) Pending() []Frame {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return append([]Frame(nil), c.frames...)
-}
-
-// Drop discards queued frames.
-func (c *Client) Drop() {
-	c.mu.Lock()
-	c.frames = nil
-	c.mu.Unlock()
 }
 
 // Pings is how many server pings were answered.

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -256,4 +257,14 @@ func checkKeys(t *testing.T, in, known []byte) {
 			t.Fatalf("accepted key %q in %s", k, in)
 		}
 	}
+}
+
+// commandTypes lists the command types in order.
+func commandTypes() []string {
+	out := make([]string, 0, len(commands))
+	for t := range commands {
+		out = append(out, t)
+	}
+	slices.Sort(out)
+	return out
 }

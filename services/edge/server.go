@@ -211,10 +211,6 @@ func New(nc *nats.Conn, cfg Config) (*Server, error) {
 // Handler serves /ws, /healthz, /readyz and /metrics.
 func (s *Server) Handler() http.Handler { return s.mux }
 
-// Handle adds another endpoint to the edge's listener (the Socket.IO
-// binding, for instance).
-func (s *Server) Handle(pattern string, h http.Handler) { s.mux.Handle(pattern, h) }
-
 func (s *Server) ready() error {
 	if s.draining.Load() {
 		return errors.New("draining")

@@ -1,9 +1,6 @@
 package edge
 
-import (
-	"slices"
-	"time"
-)
+import "time"
 
 type limitJSON struct {
 	Capacity        int     `json:"capacity"`
@@ -38,14 +35,4 @@ func (s *Server) expiringFrame(expires time.Time) []byte {
 	return jsonFrame(eventJSON{Type: "auth:expiring", Data: struct {
 		ExpiresAt string `json:"expiresAt"`
 	}{formatTime(expires)}})
-}
-
-// commandTypes lists the command types in order (for docs and tests).
-func commandTypes() []string {
-	out := make([]string, 0, len(commands))
-	for t := range commands {
-		out = append(out, t)
-	}
-	slices.Sort(out)
-	return out
 }

@@ -117,24 +117,14 @@ func (s *Service) watchTyping(ctx context.Context) error {
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		defer func() { _ = w.Stop() }()
-		for {
-			select {
-			case <-ctx.Done():
+		natsx.Follow(ctx, w, func(e jetstream.KeyValueEntry) {
+			if e.Operation() != jetstream.KeyValuePurge {
 				return
-			case e, ok := <-w.Updates():
-				if !ok {
-					return
-				}
-				if e == nil || e.Operation() != jetstream.KeyValuePurge {
-					continue
-				}
-				org, conv, user, ok := splitTypingKey(e.Key())
-				if ok {
-					s.publishTyping(org, conv, user, "", false)
-				}
 			}
-		}
+			if org, conv, user, ok := splitTypingKey(e.Key()); ok {
+				s.publishTyping(org, conv, user, "", false)
+			}
+		})
 	}()
 	return nil
 }

@@ -61,9 +61,6 @@ func (s *Service) update(ctx context.Context, req *chatv1.PresenceUpdate) (*chat
 		case <-ctx.Done():
 			return nil, errs.Unavailable
 		}
-		if w.st.Gone {
-			s.saveLastSeen(org, w.st.User, w.st.LastActiveMs)
-		}
 	}
 	return &chatv1.PresenceUpdateResponse{}, nil
 }
@@ -116,7 +113,8 @@ func (s *Service) resolve(ctx context.Context, org, edge string, st *chatv1.Conn
 	return errs.New(errs.CodeConflict, "presence entry changed concurrently")
 }
 
-// saveLastSeen records when a user was last seen (best effort).
+// saveLastSeen records when a user was last seen (best effort), when the
+// user is published offline.
 func (s *Service) saveLastSeen(org, user string, ms int64) {
 	if ms <= 0 {
 		return

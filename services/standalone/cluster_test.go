@@ -113,17 +113,7 @@ func TestClusterWithServicePermissions(t *testing.T) {
 		return ratelimit.New(ctx, connectAs(t, nodes, "ratelimit", 2), ratelimit.Config{Replicas: 3, Limits: generous(), Logger: log})
 	})
 	t.Cleanup(func() { _ = rl.Stop(ctx) })
-	e, err := edge.New(connectAs(t, nodes, "edge", 1), edge.Config{Auth: edge.AuthConfig{Secret: secret}, Limits: generous(), Logger: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go e.Serve(ln)
-	t.Cleanup(func() { _ = e.Shutdown(ctx) })
-	f := &fixture{t: t, url: "ws://" + ln.Addr().String() + "/ws"}
+	f := serveEdge(t, nil, connectAs(t, nodes, "edge", 1), edge.Config{Limits: generous()})
 
 	alice, bob := f.dial("acme", "alice"), f.dial("acme", "bob")
 	conv := alice.create("bob")

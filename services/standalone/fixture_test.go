@@ -6,10 +6,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go"
 
 	"github.com/switchboard-chat/switchboard/kit/devtoken"
 	"github.com/switchboard-chat/switchboard/kit/limits"
@@ -213,4 +216,29 @@ func generous() limits.Set {
 		panic(err)
 	}
 	return s
+}
+
+// serveEdge starts another edge on nc, as another process would, and
+// returns a fixture whose dial goes to it (f may be nil: no system).
+func serveEdge(t *testing.T, f *fixture, nc *nats.Conn, cfg edge.Config) *fixture {
+	t.Helper()
+	cfg.Auth = edge.AuthConfig{Secret: secret}
+	if cfg.Logger == nil {
+		cfg.Logger = testLogger()
+	}
+	e, err := edge.New(nc, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go e.Serve(ln)
+	t.Cleanup(func() { _ = e.Shutdown(context.Background()) })
+	other := &fixture{t: t, url: "ws://" + ln.Addr().String() + "/ws"}
+	if f != nil {
+		other.sys = f.sys
+	}
+	return other
 }

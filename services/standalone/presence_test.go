@@ -2,7 +2,6 @@ package standalone
 
 import (
 	"context"
-	"net"
 	"testing"
 	"time"
 
@@ -159,18 +158,7 @@ func TestCrashedEdgeUsersGoOffline(t *testing.T) {
 	bob.join(conv)
 
 	nc := natstest.Conn(t, f.sys.NATS)
-	ec := edge.Config{Auth: edge.AuthConfig{Secret: secret}, SweepInterval: 100 * time.Millisecond, PresenceInterval: 500 * time.Millisecond, Logger: testLogger()}
-	e2, err := edge.New(nc, ec)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go e2.Serve(ln)
-	t.Cleanup(func() { _ = e2.Shutdown(context.Background()) })
-	other := &fixture{t: t, sys: f.sys, url: "ws://" + ln.Addr().String() + "/ws"}
+	other := serveEdge(t, f, nc, edge.Config{SweepInterval: 100 * time.Millisecond, PresenceInterval: 500 * time.Millisecond})
 	other.dial("acme", "alice")
 	bob.expectPresence("alice", "online", 3*time.Second)
 

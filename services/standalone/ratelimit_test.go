@@ -3,7 +3,6 @@ package standalone
 import (
 	"context"
 	"fmt"
-	"net"
 	"sort"
 	"sync"
 	"testing"
@@ -60,28 +59,6 @@ func hasLabelValue(m *dto.Metric, v string) bool {
 	return false
 }
 
-// secondEdge starts another edge on the same NATS, as another process
-// would, and returns a fixture whose dial goes to it.
-func secondEdge(t *testing.T, f *fixture, cfg edge.Config) *fixture {
-	t.Helper()
-	nc := natstest.Conn(t, f.sys.NATS)
-	cfg.Auth = edge.AuthConfig{Secret: secret}
-	if cfg.Logger == nil {
-		cfg.Logger = testLogger()
-	}
-	e, err := edge.New(nc, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go e.Serve(ln)
-	t.Cleanup(func() { _ = e.Shutdown(context.Background()) })
-	return &fixture{t: t, sys: f.sys, url: "ws://" + ln.Addr().String() + "/ws"}
-}
-
 // One user with three connections on two edges, two ratelimit instances,
 // everyone sending as fast as possible: exactly the limit is admitted.
 func TestLimitHoldsAcrossConnectionsEdgesAndInstances(t *testing.T) {
@@ -93,7 +70,7 @@ func TestLimitHoldsAcrossConnectionsEdgesAndInstances(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = second.Stop(context.Background()) })
-	f2 := secondEdge(t, f, edge.Config{Limits: set})
+	f2 := serveEdge(t, f, natstest.Conn(t, f.sys.NATS), edge.Config{Limits: set})
 
 	conns := []*client{f.dial("acme", "alice"), f.dial("acme", "alice"), f2.dial("acme", "alice")}
 	conv := conns[0].create("bob")

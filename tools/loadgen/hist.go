@@ -4,7 +4,6 @@ import (
 	"math"
 	"math/bits"
 	"sync/atomic"
-	"time"
 )
 
 // Hist is a log-linear histogram of non-negative values (nanoseconds here),
@@ -80,9 +79,6 @@ func (h *Hist) Record(v int64) {
 		}
 	}
 }
-
-// RecordDuration records d in nanoseconds.
-func (h *Hist) RecordDuration(d time.Duration) { h.Record(int64(d)) }
 
 // Count is how many values were recorded.
 func (h *Hist) Count() uint64 { return h.count.Load() }
