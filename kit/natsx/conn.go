@@ -1,3 +1,7 @@
+// Package natsx holds what every service does with NATS: connect, set up
+// JetStream state, and read streams through the direct get API in batches.
+// It does not link nats-server: an embedded server (kit/natsembed) is
+// reached through nats.InProcessConnProvider.
 package natsx
 
 import (
@@ -5,18 +9,18 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 )
 
 // ConnConfig says how a service reaches NATS.
 type ConnConfig struct {
-	// URL lists the servers, comma-separated. Ignored when Server is set.
+	// URL lists the servers, comma-separated. Ignored when InProcess is set.
 	URL string
 	// Creds is a credentials file; empty for none.
 	Creds string
-	// Server is an embedded server to connect to in-process.
-	Server *server.Server
+	// InProcess, when set, is an embedded server (a *server.Server from
+	// kit/natsembed) to connect to in-process, without a socket.
+	InProcess nats.InProcessConnProvider
 	// Name is the connection name servers show (the service name).
 	Name string
 	// Logger gets reconnects and asynchronous errors. Default slog.Default().
@@ -54,12 +58,11 @@ func Connect(cfg ConnConfig) (*nats.Conn, error) {
 	if cfg.Creds != "" {
 		opts = append(opts, nats.UserCredentials(cfg.Creds))
 	}
-	url := cfg.URL
-	if cfg.Server != nil {
-		opts = append(opts, nats.InProcessServer(cfg.Server))
-		url = cfg.Server.ClientURL()
+	if cfg.InProcess != nil {
+		// The URL only fills the server pool; no socket is dialed.
+		opts = append(opts, nats.InProcessServer(cfg.InProcess))
 	}
-	nc, err := nats.Connect(url, opts...)
+	nc, err := nats.Connect(cfg.URL, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("connect to nats: %w", err)
 	}

@@ -10,7 +10,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/switchboard-chat/switchboard/kit/errs"
-	"github.com/switchboard-chat/switchboard/kit/natsx/natstest"
+	"github.com/switchboard-chat/switchboard/kit/testkit/natstest"
 )
 
 func TestPeriodName(t *testing.T) {

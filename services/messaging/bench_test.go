@@ -6,8 +6,8 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"github.com/switchboard-chat/switchboard/kit/natsx/natstest"
 	"github.com/switchboard-chat/switchboard/kit/svc"
+	"github.com/switchboard-chat/switchboard/kit/testkit/natstest"
 	"github.com/switchboard-chat/switchboard/proto/chatv1"
 	"github.com/switchboard-chat/switchboard/proto/names"
 )

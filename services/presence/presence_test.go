@@ -9,8 +9,8 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/switchboard-chat/switchboard/kit/natsx/natstest"
 	"github.com/switchboard-chat/switchboard/kit/svc"
+	"github.com/switchboard-chat/switchboard/kit/testkit/natstest"
 	"github.com/switchboard-chat/switchboard/proto/chatv1"
 	"github.com/switchboard-chat/switchboard/proto/names"
 )

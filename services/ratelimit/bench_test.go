@@ -10,7 +10,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
-	"github.com/switchboard-chat/switchboard/kit/natsx/natstest"
+	"github.com/switchboard-chat/switchboard/kit/testkit/natstest"
 )
 
 // Benchmarks of checks through NATS: a client connection sends

@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/switchboard-chat/switchboard/kit/wsclient"
+	"github.com/switchboard-chat/switchboard/kit/testkit/wsclient"
 )
 
 func TestTwoUsersChatOnEveryConnection(t *testing.T) {

@@ -12,7 +12,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
-	"github.com/switchboard-chat/switchboard/kit/natsx"
+	"github.com/switchboard-chat/switchboard/kit/natsembed"
 	"github.com/switchboard-chat/switchboard/services/edge"
 	"github.com/switchboard-chat/switchboard/services/messaging"
 	"github.com/switchboard-chat/switchboard/services/presence"
@@ -47,7 +47,7 @@ func cluster(t *testing.T) []*server.Server {
 	for i := range 3 {
 		cfg := fmt.Sprintf("server_name: n%d\ncluster { name: switchboard, listen: \"127.0.0.1:%d\", routes: [%s] }\n%s",
 			i+1, routes[i], strings.Join(urls, ", "), accounts)
-		ns, err := natsx.StartEmbedded(natsx.EmbeddedConfig{Dir: t.TempDir(), ConfigString: cfg})
+		ns, err := natsembed.Start(natsembed.Config{Dir: t.TempDir(), ConfigString: cfg})
 		if err != nil {
 			t.Fatal(err)
 		}

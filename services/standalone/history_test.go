@@ -12,8 +12,8 @@ import (
 	"github.com/nats-io/nats.go/micro"
 
 	"github.com/switchboard-chat/switchboard/kit/natsx"
-	"github.com/switchboard-chat/switchboard/kit/natsx/natstest"
-	"github.com/switchboard-chat/switchboard/kit/wsclient"
+	"github.com/switchboard-chat/switchboard/kit/testkit/natstest"
+	"github.com/switchboard-chat/switchboard/kit/testkit/wsclient"
 	"github.com/switchboard-chat/switchboard/services/edge"
 	"github.com/switchboard-chat/switchboard/services/messaging"
 )

@@ -21,7 +21,7 @@ import (
 	"github.com/gobwas/ws"
 	"github.com/golang-jwt/jwt/v5"
 
-	"github.com/switchboard-chat/switchboard/kit/wsclient"
+	"github.com/switchboard-chat/switchboard/kit/testkit/wsclient"
 )
 
 // Helpers of the protocol conformance tests (protocol_test.go).

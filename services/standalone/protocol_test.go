@@ -34,7 +34,7 @@ import (
 
 	"github.com/switchboard-chat/switchboard/kit/ids"
 	"github.com/switchboard-chat/switchboard/kit/limits"
-	"github.com/switchboard-chat/switchboard/kit/wsclient"
+	"github.com/switchboard-chat/switchboard/kit/testkit/wsclient"
 	"github.com/switchboard-chat/switchboard/services/edge"
 )
 

@@ -12,9 +12,9 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/switchboard-chat/switchboard/kit/limits"
-	"github.com/switchboard-chat/switchboard/kit/natsx/natstest"
 	"github.com/switchboard-chat/switchboard/kit/obs"
-	"github.com/switchboard-chat/switchboard/kit/wsclient"
+	"github.com/switchboard-chat/switchboard/kit/testkit/natstest"
+	"github.com/switchboard-chat/switchboard/kit/testkit/wsclient"
 	"github.com/switchboard-chat/switchboard/services/edge"
 	"github.com/switchboard-chat/switchboard/services/ratelimit"
 )

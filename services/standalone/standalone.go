@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/switchboard-chat/switchboard/kit/natsembed"
 	"github.com/switchboard-chat/switchboard/kit/natsx"
 	"github.com/switchboard-chat/switchboard/kit/obs"
 	"github.com/switchboard-chat/switchboard/services/edge"
@@ -83,14 +84,14 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 		}
 	}()
 	if cfg.NatsURL == "" {
-		sys.NATS, err = natsx.StartEmbedded(natsx.EmbeddedConfig{Dir: cfg.DataDir, Listen: cfg.NatsListen})
+		sys.NATS, err = natsembed.Start(natsembed.Config{Dir: cfg.DataDir, Listen: cfg.NatsListen})
 		if err != nil {
 			return nil, err
 		}
 		cfg.Logger.Info("embedded nats started", "url", sys.NATS.ClientURL(), "store", sys.NATS.StoreDir())
 	}
 	connect := func(name string) (*nats.Conn, error) {
-		nc, err := natsx.Connect(natsx.ConnConfig{URL: cfg.NatsURL, Creds: cfg.NatsCreds, Server: sys.NATS, Name: name, Logger: cfg.Logger})
+		nc, err := natsx.Connect(natsx.ConnConfig{URL: cfg.NatsURL, Creds: cfg.NatsCreds, InProcess: sys.inProcess(), Name: name, Logger: cfg.Logger})
 		if err == nil {
 			sys.conns = append(sys.conns, nc)
 		}
@@ -144,6 +145,16 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 	}
 	go func() { sys.serve <- sys.Edge.Serve(sys.ln) }()
 	return sys, nil
+}
+
+// inProcess is the embedded server as the services' connections reach it
+// (nil with an external NATS: a nil *server.Server in the interface would
+// not be).
+func (s *System) inProcess() nats.InProcessConnProvider {
+	if s.NATS == nil {
+		return nil
+	}
+	return s.NATS
 }
 
 // Addr is the edge's listening address.

@@ -1,7 +1,7 @@
-// Package natsx holds what every service does with NATS: start an embedded
-// server, connect, set up JetStream state, and read streams through the
-// direct get API in batches.
-package natsx
+// Package natsembed starts a nats-server with JetStream inside the process.
+// Only the standalone binary and tests import it: it links all of
+// nats-server, which a service binary (kit/natsx) does without.
+package natsembed
 
 import (
 	"errors"
@@ -13,9 +13,9 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 )
 
-// EmbeddedConfig configures an in-process nats-server with JetStream. Its
+// Config configures an in-process nats-server with JetStream. Its
 // zero value listens on a random loopback port with the store under ./data.
-type EmbeddedConfig struct {
+type Config struct {
 	// Dir is the JetStream store directory. Default "./data".
 	Dir string
 	// Listen is the client listener, host:port. Default "127.0.0.1:-1"
@@ -30,9 +30,10 @@ type EmbeddedConfig struct {
 	Logs bool
 }
 
-// StartEmbedded starts a nats-server with JetStream and waits until it
-// accepts connections.
-func StartEmbedded(cfg EmbeddedConfig) (*server.Server, error) {
+// Start starts a nats-server with JetStream and waits until it accepts
+// connections. The server is also a nats.InProcessConnProvider, for
+// natsx.ConnConfig.InProcess.
+func Start(cfg Config) (*server.Server, error) {
 	opts := &server.Options{}
 	if cfg.ConfigString != "" {
 		if err := opts.ProcessConfigString(cfg.ConfigString); err != nil {

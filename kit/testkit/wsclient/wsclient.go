@@ -1,6 +1,7 @@
-// Package wsclient is a small WebSocket client of Switchboard's JSON
-// protocol, over real sockets, for tests and the load generator. It is not
-// a client library for applications.
+// Package wsclient is for tests only: a small WebSocket client of
+// Switchboard's JSON protocol over real sockets, which the end-to-end tests
+// drive. No binary imports it (the load generator has its own client), and
+// it is not a client library for applications.
 package wsclient
 
 import (

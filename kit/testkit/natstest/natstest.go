@@ -1,5 +1,6 @@
-// Package natstest starts real nats-servers with JetStream for tests: one
-// embedded server on t.TempDir(), shut down by t.Cleanup.
+// Package natstest is for tests only: it starts real nats-servers with
+// JetStream, one embedded server on t.TempDir() shut down by t.Cleanup. No
+// binary imports it.
 package natstest
 
 import (
@@ -8,13 +9,14 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
+	"github.com/switchboard-chat/switchboard/kit/natsembed"
 	"github.com/switchboard-chat/switchboard/kit/natsx"
 )
 
 // Server starts an embedded nats-server with JetStream on a random port.
 func Server(t testing.TB) *server.Server {
 	t.Helper()
-	ns, err := natsx.StartEmbedded(natsx.EmbeddedConfig{Dir: t.TempDir()})
+	ns, err := natsembed.Start(natsembed.Config{Dir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}
