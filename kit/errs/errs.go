@@ -1,5 +1,5 @@
-// Package errs is the one typed error of Switchboard: it carries a
-// PROTOCOL.md error code, crosses NATS as chatv1.Error and is translated to
+// Package errs is the one typed error of Switchboard: it carries an error
+// code of docs/protocol.md, crosses NATS as chatv1.Error and is translated to
 // the client's frame in one place (the edge).
 package errs
 
@@ -11,7 +11,7 @@ import (
 	"github.com/switchboard-chat/switchboard/proto/chatv1"
 )
 
-// Codes of PROTOCOL.md section 2.
+// Codes of docs/protocol.md section 2.
 const (
 	CodeValidation      = "validation_failed"
 	CodeRateLimited     = "rate_limited"

@@ -1,4 +1,4 @@
-// Package ids validates the ids of PROTOCOL.md and makes new ones.
+// Package ids validates the ids of docs/protocol.md and makes new ones.
 //
 // Every id (org, user, conversation, message, connection) matches Pattern.
 // Ids become NATS subject tokens and KV key tokens, so Valid is also the
@@ -12,7 +12,7 @@ import (
 	"time"
 )
 
-// Pattern is the id pattern of PROTOCOL.md, as clients see it in errors.
+// Pattern is the id pattern of docs/protocol.md, as clients see it in errors.
 const Pattern = "^[A-Za-z0-9_-]{1,64}$"
 
 // MaxLen is the longest valid id.

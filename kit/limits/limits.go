@@ -1,4 +1,4 @@
-// Package limits holds the per-user rate limits of PROTOCOL.md: token
+// Package limits holds the per-user rate limits of docs/protocol.md: token
 // buckets by command type, their defaults and their configuration syntax
 // (command=capacity/period, comma-separated or one a line).
 package limits
@@ -34,7 +34,7 @@ func (l Limit) String() string { return strconv.Itoa(l.Capacity) + "/" + l.Perio
 // Set maps command types (and Default) to their limits.
 type Set map[string]Limit
 
-// Defaults are PROTOCOL.md's default limits.
+// Defaults are the default limits of docs/protocol.md ("Rate limits").
 func Defaults() Set {
 	return Set{
 		"message:send":   {10, time.Minute},

@@ -2,7 +2,7 @@
 // per action on chat.cmd.<service>.*.<action>, in the service's queue group,
 // protobuf in and out, the principal's org checked against the subject, and
 // every request handled on a bounded pool of goroutines (micro delivers an
-// endpoint's requests one at a time, see FIELD-NOTES.md).
+// endpoint's requests one at a time, see docs/nats-notes.md).
 package svc
 
 import (
@@ -87,7 +87,7 @@ func New(nc *nats.Conn, cfg Config) (*Server, error) {
 		log:   cfg.Logger,
 		results: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "switchboard_service_commands_total",
-			Help: "Commands handled by a service, by action and result code (ok or a PROTOCOL.md code).",
+			Help: "Commands handled by a service, by action and result code (ok or a protocol error code).",
 		}, []string{"action", "code"}),
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "switchboard_service_command_seconds",

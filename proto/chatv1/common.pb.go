@@ -95,7 +95,8 @@ func (x *Principal) GetSystem() bool {
 	return false
 }
 
-// Error is the failure of a command, in PROTOCOL.md's terms.
+// Error is the failure of a command, in the terms of docs/protocol.md
+// (section 2).
 type Error struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// code is one of validation_failed, rate_limited, unauthenticated,

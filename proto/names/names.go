@@ -1,9 +1,10 @@
 // Package names holds every NATS subject, stream and bucket name of
 // Switchboard's internal contract, so that no handler builds one by hand.
 //
-// Ids (orgs, users, conversations, connections) match the PROTOCOL.md id
-// pattern ^[A-Za-z0-9_-]{1,64}$ before they reach these functions, so each is
-// exactly one safe subject token.
+// Ids (orgs, users, conversations, connections) match the id pattern of
+// docs/protocol.md, ^[A-Za-z0-9_-]{1,64}$, before they reach these
+// functions, so each is exactly one safe subject token. docs/design.md has
+// who publishes, subscribes and answers on each subject.
 package names
 
 import "strings"

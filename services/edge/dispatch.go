@@ -21,7 +21,7 @@ type handler func(c *conn, ctx context.Context, cmd command) (any, error)
 // with the room's live events).
 var errReplied = errors.New("replied")
 
-// commands is every command type of PROTOCOL.md section 3.
+// commands is every command type of docs/protocol.md section 3.
 var commands map[string]handler
 
 func init() {

@@ -9,7 +9,8 @@ import (
 	"github.com/gobwas/ws"
 )
 
-// Close codes of PROTOCOL.md section 5, and RFC 6455's for protocol faults.
+// Close codes of docs/protocol.md section 5, and RFC 6455's for protocol
+// faults.
 const (
 	CloseNormal         ws.StatusCode = 1000
 	CloseProtocolError  ws.StatusCode = 1002

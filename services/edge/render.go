@@ -8,7 +8,7 @@ import (
 	"github.com/switchboard-chat/switchboard/proto/chatv1"
 )
 
-// The JSON of PROTOCOL.md: every server frame is rendered here.
+// The JSON of docs/protocol.md: every server frame is rendered here.
 
 // timeLayout is RFC 3339 in UTC with milliseconds.
 const timeLayout = "2006-01-02T15:04:05.000Z"
@@ -84,7 +84,7 @@ type presenceJSON struct {
 	LastSeenAt string `json:"lastSeenAt,omitempty"`
 }
 
-// renderEvent is an event as PROTOCOL.md section 4 shows it; ok is false
+// renderEvent is an event as docs/protocol.md section 4 shows it; ok is false
 // for an event with no body.
 func renderEvent(ev *chatv1.Event) (eventJSON, bool) {
 	switch b := ev.Body.(type) {

@@ -184,7 +184,7 @@ func (s *Service) setup(ctx context.Context) error {
 	if s.receipts, err = kv(names.BucketReceipts, "delivered and read markers", 0, 0); err != nil {
 		return err
 	}
-	// Per-key TTLs need limit markers, and History 1 (FIELD-NOTES.md):
+	// Per-key TTLs need limit markers, and History 1 (docs/nats-notes.md):
 	// typists expire, memberships' delete markers expire.
 	s.typists, err = kv(names.BucketTyping, "who is typing, one key per typist with a TTL", 0, time.Second)
 	return err

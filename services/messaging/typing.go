@@ -67,7 +67,7 @@ func (s *Service) startTyping(ctx context.Context, key string) (bool, error) {
 			return false, fmt.Errorf("typing: %w", err)
 		}
 		// Renew with compare-and-set, so that a concurrent stop is not
-		// undone (kv.Update would drop the TTL: FIELD-NOTES.md).
+		// undone (kv.Update would drop the TTL: docs/nats-notes.md).
 		_, err = s.js.PublishMsg(ctx, &nats.Msg{Subject: names.KVSubject(names.BucketTyping, key)},
 			jetstream.WithExpectLastSequencePerSubject(e.Revision()), jetstream.WithMsgTTL(s.cfg.TypingTTL))
 		if err == nil {

@@ -17,7 +17,7 @@
 // the key's TTL to the time an empty bucket takes to refill, so an idle
 // bucket expires, and an expired bucket is a full one.
 //
-// Why not kv.Update: it drops the key's TTL (FIELD-NOTES.md). Writes are
+// Why not kv.Update: it drops the key's TTL (docs/nats-notes.md). Writes are
 // publishes to $KV.chat_ratelimit.<key> with the expected last subject
 // sequence and a per-message TTL instead; reads go to the bucket's stream,
 // because an expired key leaves a marker whose sequence the next write
@@ -51,8 +51,8 @@ const maxPeriod = 366 * 24 * time.Hour
 // Config configures a Limiter; the zero value of each field is its default.
 type Config struct {
 	// Limits maps command types to their buckets. Default limits.Defaults()
-	// (PROTOCOL.md); a set without limits.Default gets PROTOCOL.md's
-	// default bucket.
+	// (docs/protocol.md, "Rate limits"); a set without limits.Default gets
+	// the protocol's default bucket.
 	Limits limits.Set
 	// Replicas of the chat_ratelimit bucket. Default 1.
 	Replicas int

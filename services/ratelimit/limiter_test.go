@@ -160,7 +160,7 @@ func TestBadConfig(t *testing.T) {
 			t.Errorf("%s: New accepted %v", name, set)
 		}
 	}
-	// A set without a default bucket gets PROTOCOL.md's.
+	// A set without a default bucket gets docs/protocol.md's.
 	l := start(t, nc, Config{Limits: limits.Set{"message:send": {Capacity: 1, Period: time.Minute}}})
 	if got := l.cfg.Limits[limits.Default]; got != limits.Defaults()[limits.Default] {
 		t.Fatalf("default bucket %v", got)

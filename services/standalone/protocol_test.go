@@ -1,6 +1,6 @@
 package standalone
 
-// Conformance of the edge to PROTOCOL.md sections 1, 2 and 5, end to end:
+// Conformance of the edge to docs/protocol.md sections 1, 2 and 5, end to end:
 // a real standalone system, real sockets, real WebSocket clients.
 
 import (
@@ -204,7 +204,7 @@ func TestSessionEvent(t *testing.T) {
 		}
 	})
 	t.Run("limits", func(t *testing.T) {
-		// Every command type of PROTOCOL.md section 3: four have their own
+		// Every command type of docs/protocol.md section 3: four have their own
 		// bucket, the others share the default one (no command is unlimited).
 		want := map[string][2]float64{
 			"message:send":   {10, 10.0 / 60},
