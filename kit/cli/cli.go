@@ -35,8 +35,15 @@ type Common struct {
 // Register adds the common flags to fs.
 func (c *Common) Register(fs *flag.FlagSet) {
 	fs.StringVar(&c.NatsURL, "nats-url", "", "NATS servers to use (comma-separated); required for a service binary")
-	fs.StringVar(&c.NatsCreds, "nats-creds", "", "NATS credentials file")
 	fs.StringVar(&c.MetricsListen, "metrics-listen", "127.0.0.1:0", "Prometheus /metrics, /healthz and /readyz listener (port 0: off)")
+	c.RegisterShared(fs)
+}
+
+// RegisterShared adds the common flags that the standalone binary takes
+// too: all but -nats-url (there it may be empty) and -metrics-listen
+// (there the edge's listener serves /metrics).
+func (c *Common) RegisterShared(fs *flag.FlagSet) {
+	fs.StringVar(&c.NatsCreds, "nats-creds", "", "NATS credentials file")
 	fs.IntVar(&c.Replicas, "replicas", 1, "replicas of JetStream streams and buckets")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&c.PprofListen, "pprof-listen", "", "net/http/pprof listener for profiling (empty: off; keep it on loopback)")

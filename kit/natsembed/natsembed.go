@@ -13,10 +13,13 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 )
 
+// DefaultDir is the JetStream store directory when none is given.
+const DefaultDir = "./data"
+
 // Config configures an in-process nats-server with JetStream. Its
-// zero value listens on a random loopback port with the store under ./data.
+// zero value listens on a random loopback port with the store in DefaultDir.
 type Config struct {
-	// Dir is the JetStream store directory. Default "./data".
+	// Dir is the JetStream store directory. Default DefaultDir.
 	Dir string
 	// Listen is the client listener, host:port. Default "127.0.0.1:-1"
 	// (a random port). "" with NoListen keeps the server in-process only.
@@ -43,7 +46,7 @@ func Start(cfg Config) (*server.Server, error) {
 	opts.JetStream = true
 	opts.StoreDir = cfg.Dir
 	if opts.StoreDir == "" {
-		opts.StoreDir = "./data"
+		opts.StoreDir = DefaultDir
 	}
 	host, port, err := splitListen(cfg.Listen)
 	if err != nil {

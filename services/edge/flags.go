@@ -9,6 +9,9 @@ import (
 	"github.com/switchboard-chat/switchboard/kit/limits"
 )
 
+// DefaultListen is the edge's listener when none is given.
+const DefaultListen = "127.0.0.1:8080"
+
 // Flags are the edge's command-line flags (each also SWITCHBOARD_<NAME>),
 // shared by the edge binary and the standalone one.
 type Flags struct {
@@ -31,20 +34,20 @@ type Flags struct {
 
 // Register adds the flags to fs.
 func (f *Flags) Register(fs *flag.FlagSet) {
-	fs.StringVar(&f.Listen, "listen", "127.0.0.1:8080", "WebSocket and HTTP listener")
+	fs.StringVar(&f.Listen, "listen", DefaultListen, "WebSocket and HTTP listener")
 	fs.StringVar(&f.JWTSecret, "jwt-secret", "", "HS256 secret")
 	fs.StringVar(&f.JWTPublicKeys, "jwt-public-keys", "", "PEM file(s) of RS256/ES256/EdDSA public keys, comma-separated")
 	fs.StringVar(&f.JWTIssuer, "jwt-issuer", "", "required iss claim, when set")
 	fs.StringVar(&f.JWTAudience, "jwt-audience", "", "required aud claim, when set")
 	fs.DurationVar(&f.JWTLeeway, "jwt-leeway", 0, "clock skew allowed on exp, nbf and iat")
 	fs.StringVar(&f.AllowedOrigins, "allowed-origins", "", "comma-separated Origin allow-list (empty: any)")
-	fs.DurationVar(&f.IdleTimeout, "idle-timeout", 60*time.Second, "close connections silent for this long")
-	fs.DurationVar(&f.AwayAfter, "away-after", 5*time.Minute, "a connection without commands for this long is away")
+	fs.DurationVar(&f.IdleTimeout, "idle-timeout", DefaultIdleTimeout, "close connections silent for this long")
+	fs.DurationVar(&f.AwayAfter, "away-after", DefaultAwayAfter, "a connection without commands for this long is away")
 	fs.StringVar(&f.Limits, "limits", "", "rate-limit overrides: command=capacity/period, comma-separated")
 	fs.StringVar(&f.LimitsFile, "limits-file", "", "rate-limit overrides, one command=capacity/period a line")
-	fs.IntVar(&f.MaxUpgradesPerIP, "max-upgrades-per-ip", 100, "upgrade attempts per client address per second")
-	fs.IntVar(&f.MaxConnectionsPerUser, "max-connections-per-user", 10, "live connections per user on one edge")
-	fs.IntVar(&f.MaxConnections, "max-connections", 100000, "live connections on one edge")
+	fs.IntVar(&f.MaxUpgradesPerIP, "max-upgrades-per-ip", DefaultMaxUpgradesPerIP, "upgrade attempts per client address per second")
+	fs.IntVar(&f.MaxConnectionsPerUser, "max-connections-per-user", DefaultMaxConnectionsPerUser, "live connections per user on one edge")
+	fs.IntVar(&f.MaxConnections, "max-connections", DefaultMaxConnections, "live connections on one edge")
 }
 
 // HasKey reports whether any JWT key was configured.

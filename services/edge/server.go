@@ -28,7 +28,7 @@ type Config struct {
 	// and is allowed.
 	AllowedOrigins []string
 	// IdleTimeout closes a connection that sent nothing for so long.
-	// Default 60s.
+	// Default DefaultIdleTimeout.
 	IdleTimeout time.Duration
 	// PingInterval is how often the server pings. Default IdleTimeout/2.
 	PingInterval time.Duration
@@ -69,7 +69,8 @@ type Config struct {
 	// (in batches spread over the sweeps); keep it well under the presence
 	// service's TTL. Default 10s.
 	PresenceInterval time.Duration
-	// AwayAfter makes a connection without commands away. Default 5 min.
+	// AwayAfter makes a connection without commands away. Default
+	// DefaultAwayAfter.
 	AwayAfter time.Duration
 	// PresenceTimeout bounds the presence query of a join. Default 500ms.
 	PresenceTimeout time.Duration
@@ -82,9 +83,10 @@ type Config struct {
 	RateLimitTimeout time.Duration
 	RateLimitRetry   time.Duration
 	// MaxUpgradesPerIP bounds upgrade attempts per client address per
-	// second (default 100), MaxConnectionsPerUser a user's live
-	// connections on this edge (default 10) and MaxConnections the edge's
-	// (default 100,000). Past them the upgrade gets 429.
+	// second, MaxConnectionsPerUser a user's live connections on this edge
+	// and MaxConnections the edge's; past them the upgrade gets 429.
+	// Defaults DefaultMaxUpgradesPerIP, DefaultMaxConnectionsPerUser and
+	// DefaultMaxConnections.
 	MaxUpgradesPerIP      int
 	MaxConnectionsPerUser int
 	MaxConnections        int
@@ -104,6 +106,15 @@ type Config struct {
 	Logger *slog.Logger
 }
 
+// Defaults of the Config fields that a flag shows too (Flags).
+const (
+	DefaultIdleTimeout           = 60 * time.Second
+	DefaultAwayAfter             = 5 * time.Minute
+	DefaultMaxUpgradesPerIP      = 100
+	DefaultMaxConnectionsPerUser = 10
+	DefaultMaxConnections        = 100_000
+)
+
 func (c *Config) setDefaults() {
 	def := func(d *time.Duration, v time.Duration) {
 		if *d <= 0 {
@@ -115,7 +126,7 @@ func (c *Config) setDefaults() {
 			*i = v
 		}
 	}
-	def(&c.IdleTimeout, 60*time.Second)
+	def(&c.IdleTimeout, DefaultIdleTimeout)
 	def(&c.PingInterval, c.IdleTimeout/2)
 	def(&c.WriteTimeout, 10*time.Second)
 	def(&c.RequestTimeout, 5*time.Second)
@@ -125,14 +136,14 @@ func (c *Config) setDefaults() {
 	def(&c.GapWait, 100*time.Millisecond)
 	def(&c.ReceiptInterval, 500*time.Millisecond)
 	def(&c.PresenceInterval, 10*time.Second)
-	def(&c.AwayAfter, 5*time.Minute)
+	def(&c.AwayAfter, DefaultAwayAfter)
 	def(&c.PresenceTimeout, 500*time.Millisecond)
 	def(&c.PresenceThrottle, time.Second)
 	def(&c.RateLimitTimeout, 250*time.Millisecond)
 	def(&c.RateLimitRetry, time.Second)
-	defInt(&c.MaxUpgradesPerIP, 100)
-	defInt(&c.MaxConnectionsPerUser, 10)
-	defInt(&c.MaxConnections, 100_000)
+	defInt(&c.MaxUpgradesPerIP, DefaultMaxUpgradesPerIP)
+	defInt(&c.MaxConnectionsPerUser, DefaultMaxConnectionsPerUser)
+	defInt(&c.MaxConnections, DefaultMaxConnections)
 	defInt(&c.MaxMessageBytes, 64<<10)
 	defInt(&c.SendQueueFrames, 1024)
 	defInt(&c.SendQueueBytes, 4<<20)

@@ -43,11 +43,12 @@ import (
 type Config struct {
 	// Replicas of the stream and buckets. Default 1.
 	Replicas int
-	// Retention of durable events. Default 7 days.
+	// Retention of durable events. Default DefaultRetention.
 	Retention time.Duration
 	// DedupeWindow is how long a clientMsgId is remembered. Default 10 min.
 	DedupeWindow time.Duration
-	// MaxContentBytes bounds a message's content. Default 4096.
+	// MaxContentBytes bounds a message's content. Default
+	// DefaultMaxContentBytes.
 	MaxContentBytes int
 	// MaxParticipants bounds a conversation. Default 1000.
 	MaxParticipants int
@@ -66,18 +67,24 @@ type Config struct {
 	Now func() time.Time
 }
 
+// Defaults of the Config fields that a flag shows too.
+const (
+	DefaultRetention       = 7 * 24 * time.Hour
+	DefaultMaxContentBytes = 4096
+)
+
 func (c *Config) setDefaults() {
 	if c.Replicas <= 0 {
 		c.Replicas = 1
 	}
 	if c.Retention <= 0 {
-		c.Retention = 7 * 24 * time.Hour
+		c.Retention = DefaultRetention
 	}
 	if c.DedupeWindow <= 0 {
 		c.DedupeWindow = 10 * time.Minute
 	}
 	if c.MaxContentBytes <= 0 {
-		c.MaxContentBytes = 4096
+		c.MaxContentBytes = DefaultMaxContentBytes
 	}
 	if c.MaxParticipants <= 0 {
 		c.MaxParticipants = 1000

@@ -1,7 +1,7 @@
 // Package presence is the authority on who is connected and their status.
 //
 // Every live connection is one key of the chat_presence bucket,
-// <org>.<user>.<connection>, with a per-key TTL (TTL, default 30s). Edges
+// <org>.<user>.<connection>, with a per-key TTL (Config.TTL). Edges
 // publish the state of their connections on chat.cmd.presence.<org>.update:
 // at once when one connects, changes status or closes, and every heartbeat
 // interval for all of them in batches; each entry renews the key's TTL. A
@@ -42,10 +42,11 @@ const (
 
 // Config configures a Service; the zero value of each field is its default.
 type Config struct {
-	// TTL of a connection's key without renewal; whole seconds. Default 30s.
+	// TTL of a connection's key without renewal; whole seconds. Default
+	// DefaultTTL.
 	TTL time.Duration
 	// Grace before a user without connections is published offline.
-	// Default 5s.
+	// Default DefaultGrace.
 	Grace time.Duration
 	// Interval is the least time between two presence events of one user.
 	// Default 1s.
@@ -60,13 +61,19 @@ type Config struct {
 	Logger *slog.Logger
 }
 
+// Defaults of the Config fields that a flag shows too.
+const (
+	DefaultTTL   = 30 * time.Second
+	DefaultGrace = 5 * time.Second
+)
+
 func (c *Config) setDefaults() {
 	if c.TTL < time.Second {
-		c.TTL = 30 * time.Second
+		c.TTL = DefaultTTL
 	}
 	c.TTL = c.TTL.Round(time.Second)
 	if c.Grace <= 0 {
-		c.Grace = 5 * time.Second
+		c.Grace = DefaultGrace
 	}
 	if c.Interval <= 0 {
 		c.Interval = time.Second

@@ -30,12 +30,13 @@ type Config struct {
 	// embedded server.
 	NatsURL   string
 	NatsCreds string
-	// DataDir is the embedded server's JetStream store. Default "./data".
+	// DataDir is the embedded server's JetStream store. Default
+	// natsembed.DefaultDir.
 	DataDir string
 	// NatsListen is the embedded server's client listener, so that
 	// internal services can reach it. Default "127.0.0.1:-1" (random port).
 	NatsListen string
-	// Listen is the edge's listener. Default "127.0.0.1:8080".
+	// Listen is the edge's listener. Default edge.DefaultListen.
 	Listen string
 	// Listener, when set, is used instead of Listen.
 	Listener net.Listener
@@ -75,7 +76,7 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 		cfg.Registry = obs.NewRegistry()
 	}
 	if cfg.Listen == "" {
-		cfg.Listen = "127.0.0.1:8080"
+		cfg.Listen = edge.DefaultListen
 	}
 	sys := &System{serve: make(chan error, 1)}
 	defer func() {

@@ -5,7 +5,6 @@ package main
 import (
 	"context"
 	"flag"
-	"time"
 
 	"github.com/switchboard-chat/switchboard/kit/cli"
 	"github.com/switchboard-chat/switchboard/services/messaging"
@@ -15,8 +14,8 @@ func main() {
 	fs := flag.NewFlagSet("messaging", flag.ExitOnError)
 	var common cli.Common
 	common.Register(fs)
-	retention := fs.Duration("retention", 7*24*time.Hour, "how long conversation events are kept")
-	maxContent := fs.Int("max-content-bytes", 4096, "largest message content in bytes")
+	retention := fs.Duration("retention", messaging.DefaultRetention, "how long conversation events are kept")
+	maxContent := fs.Int("max-content-bytes", messaging.DefaultMaxContentBytes, "largest message content in bytes")
 	cli.Main("messaging", fs, &common, func(ctx context.Context, env cli.Env) (func(context.Context) error, error) {
 		s, err := messaging.New(ctx, env.NC, messaging.Config{
 			Replicas:        env.Common.Replicas,

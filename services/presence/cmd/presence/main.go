@@ -6,7 +6,6 @@ package main
 import (
 	"context"
 	"flag"
-	"time"
 
 	"github.com/switchboard-chat/switchboard/kit/cli"
 	"github.com/switchboard-chat/switchboard/services/presence"
@@ -16,8 +15,8 @@ func main() {
 	fs := flag.NewFlagSet("presence", flag.ExitOnError)
 	var common cli.Common
 	common.Register(fs)
-	ttl := fs.Duration("presence-ttl", 30*time.Second, "a connection without a heartbeat for this long is offline")
-	grace := fs.Duration("presence-grace", 5*time.Second, "how long a user without connections stays shown before offline")
+	ttl := fs.Duration("presence-ttl", presence.DefaultTTL, "a connection without a heartbeat for this long is offline")
+	grace := fs.Duration("presence-grace", presence.DefaultGrace, "how long a user without connections stays shown before offline")
 	cli.Main("presence", fs, &common, func(ctx context.Context, env cli.Env) (func(context.Context) error, error) {
 		s, err := presence.New(ctx, env.NC, presence.Config{
 			TTL: *ttl, Grace: *grace, Replicas: env.Common.Replicas, Registerer: env.Registry, Logger: env.Log,

@@ -12,8 +12,10 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/switchboard-chat/switchboard/kit/cli"
 	"github.com/switchboard-chat/switchboard/kit/conf"
 	"github.com/switchboard-chat/switchboard/kit/devtoken"
+	"github.com/switchboard-chat/switchboard/kit/natsembed"
 	"github.com/switchboard-chat/switchboard/kit/obs"
 	"github.com/switchboard-chat/switchboard/services/edge"
 	"github.com/switchboard-chat/switchboard/services/messaging"
@@ -24,23 +26,21 @@ import (
 
 func main() {
 	fs := flag.NewFlagSet("switchboard", flag.ExitOnError)
+	var common cli.Common
+	common.RegisterShared(fs)
 	natsURL := fs.String("nats-url", "", "external NATS servers; empty: an embedded server")
-	natsCreds := fs.String("nats-creds", "", "NATS credentials file")
-	dataDir := fs.String("data-dir", "./data", "JetStream store of the embedded server")
+	dataDir := fs.String("data-dir", natsembed.DefaultDir, "JetStream store of the embedded server")
 	natsListen := fs.String("nats-listen", "127.0.0.1:4222", "client listener of the embedded server, for internal services")
-	replicas := fs.Int("replicas", 1, "replicas of JetStream streams and buckets")
-	retention := fs.Duration("retention", 7*24*time.Hour, "how long conversation events are kept")
-	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
-	pprofListen := fs.String("pprof-listen", "", "net/http/pprof listener for profiling (empty: off; keep it on loopback)")
-	presenceTTL := fs.Duration("presence-ttl", 30*time.Second, "a connection without a heartbeat for this long is offline")
-	presenceGrace := fs.Duration("presence-grace", 5*time.Second, "how long a user without connections stays shown before offline")
+	retention := fs.Duration("retention", messaging.DefaultRetention, "how long conversation events are kept")
+	presenceTTL := fs.Duration("presence-ttl", presence.DefaultTTL, "a connection without a heartbeat for this long is offline")
+	presenceGrace := fs.Duration("presence-grace", presence.DefaultGrace, "how long a user without connections stays shown before offline")
 	var ef edge.Flags
 	ef.Register(fs)
 	if err := conf.Parse(fs, os.Args[1:], nil); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)
 	}
-	log := obs.NewLogger(os.Stderr, *logLevel)
+	log := obs.NewLogger(os.Stderr, common.LogLevel)
 
 	dev := !ef.HasKey()
 	if dev {
@@ -54,12 +54,12 @@ func main() {
 	ctx, cancel := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer cancel()
 	sys, err := standalone.Start(ctx, standalone.Config{
-		NatsURL: *natsURL, NatsCreds: *natsCreds, DataDir: *dataDir, NatsListen: *natsListen,
+		NatsURL: *natsURL, NatsCreds: common.NatsCreds, DataDir: *dataDir, NatsListen: *natsListen,
 		Listen:    ef.Listen,
 		Edge:      ec,
-		Messaging: messaging.Config{Replicas: *replicas, Retention: *retention},
-		Presence:  presence.Config{Replicas: *replicas, TTL: *presenceTTL, Grace: *presenceGrace},
-		RateLimit: ratelimit.Config{Replicas: *replicas},
+		Messaging: messaging.Config{Replicas: common.Replicas, Retention: *retention},
+		Presence:  presence.Config{Replicas: common.Replicas, TTL: *presenceTTL, Grace: *presenceGrace},
+		RateLimit: ratelimit.Config{Replicas: common.Replicas},
 		Logger:    log,
 	})
 	if err != nil {
@@ -67,7 +67,7 @@ func main() {
 		os.Exit(1)
 	}
 	log.Info("switchboard ready", "ws", "ws://"+sys.Addr()+"/ws", "nats", sys.NatsURL())
-	if ps, err := obs.Serve(*pprofListen, obs.PprofMux(), log); err != nil {
+	if ps, err := obs.Serve(common.PprofListen, obs.PprofMux(), log); err != nil {
 		log.Warn("pprof listener", "err", err)
 	} else {
 		defer func() { _ = ps.Shutdown(context.Background()) }()
