@@ -12,7 +12,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/switchboard-chat/switchboard/kit/errs"
-	"github.com/switchboard-chat/switchboard/kit/ids"
 )
 
 // command is a client frame: {"id", "type", "data"}.
@@ -21,6 +20,12 @@ type command struct {
 	Type string
 	Data json.RawMessage
 }
+
+// Reasons only the edge gives: about the JSON itself.
+const (
+	reasonObject  = "must be a JSON object"
+	reasonUnknown = "unknown field"
+)
 
 // errNotJSON is a text frame that is not JSON at all: closed with 1008.
 var errNotJSON = errors.New("frame is not JSON")
@@ -36,16 +41,16 @@ func decodeCommand(msg []byte) (command, error) {
 	if err := json.Unmarshal(msg, &keys); err != nil {
 		var typeErr *json.UnmarshalTypeError
 		if errors.As(err, &typeErr) {
-			return command{}, errs.Invalid(errs.Field{Field: "", Reason: "must be a JSON object"})
+			return command{}, errs.Invalid(errs.Field{Field: "", Reason: reasonObject})
 		}
 		return command{}, errNotJSON
 	}
 	var cmd command
-	var f fieldErrs
+	var f errs.Fields
 	if raw, ok := keys["id"]; ok && !isNull(raw) {
 		if json.Unmarshal(raw, &cmd.ID) != nil || cmd.ID == "" || utf8.RuneCountInString(cmd.ID) > maxCommandID {
 			cmd.ID = ""
-			f.add("id", fmt.Sprintf("must be a string of 1 to %d characters", maxCommandID))
+			f.Add("id", fmt.Sprintf("must be a string of 1 to %d characters", maxCommandID))
 		}
 	}
 	var unknown []string
@@ -58,22 +63,22 @@ func decodeCommand(msg []byte) (command, error) {
 		// Unknown fields alone are reported: what else is wrong may only
 		// be a misspelling of them.
 		slices.Sort(unknown)
-		var uf fieldErrs
+		var uf errs.Fields
 		for _, k := range unknown {
-			uf.add(k, "unknown field")
+			uf.Add(k, reasonUnknown)
 		}
-		return cmd, uf.err()
+		return cmd, uf.Err()
 	}
 	switch raw, ok := keys["type"]; {
 	case !ok || isNull(raw):
-		f.add("type", "is required")
+		f.Add("type", errs.ReasonRequired)
 	case json.Unmarshal(raw, &cmd.Type) != nil:
-		f.add("type", "must be a string")
+		f.Add("type", "must be a string")
 	case commands[cmd.Type] == nil:
-		f.add("type", "unknown command type")
+		f.Add("type", "unknown command type")
 	}
 	cmd.Data = keys["data"]
-	return cmd, f.err()
+	return cmd, f.Err()
 }
 
 // decodeData decodes a command's data into v (a pointer to the command's
@@ -81,7 +86,7 @@ func decodeCommand(msg []byte) (command, error) {
 func decodeData(raw json.RawMessage, v any, required bool) error {
 	if len(raw) == 0 || isNull(raw) {
 		if required {
-			return errs.Invalid(errs.Field{Field: "data", Reason: "is required"})
+			return errs.Invalid(errs.Field{Field: "data", Reason: errs.ReasonRequired})
 		}
 		return nil
 	}
@@ -95,7 +100,7 @@ func isNull(raw json.RawMessage) bool { return bytes.Equal(bytes.TrimSpace(raw),
 // Field names match exactly (encoding/json alone would take "Type" for
 // "type"); where names the object in errors about the object itself.
 func strictDecode(data []byte, v any, where string) error {
-	notObject := errs.Invalid(errs.Field{Field: where, Reason: "must be a JSON object"})
+	notObject := errs.Invalid(errs.Field{Field: where, Reason: reasonObject})
 	var keys map[string]json.RawMessage
 	if err := json.Unmarshal(data, &keys); err != nil {
 		return notObject
@@ -109,11 +114,11 @@ func strictDecode(data []byte, v any, where string) error {
 	}
 	if len(unknown) > 0 {
 		slices.Sort(unknown)
-		var f fieldErrs
+		var f errs.Fields
 		for _, k := range unknown {
-			f.add(k, "unknown field")
+			f.Add(k, reasonUnknown)
 		}
-		return f.err()
+		return f.Err()
 	}
 	err := json.Unmarshal(data, v)
 	if err == nil {
@@ -165,61 +170,28 @@ func describe(t reflect.Type) string {
 	return "of another type"
 }
 
-// fieldErrs collects a command's field errors.
-type fieldErrs []errs.Field
-
-func (f *fieldErrs) add(field, reason string) {
-	*f = append(*f, errs.Field{Field: field, Reason: reason})
-}
-
-func (f fieldErrs) err() error {
-	if len(f) == 0 {
-		return nil
-	}
-	return errs.Invalid(f...)
-}
-
-// id checks a required id field.
-func (f *fieldErrs) id(field, v string) {
+// idList checks a required list of ids, which may be empty when allowEmpty.
+func idList(f *errs.Fields, field string, vs []string, allowEmpty bool) {
 	switch {
-	case v == "":
-		f.add(field, "is required")
-	case !ids.Valid(v):
-		f.add(field, "must match "+ids.Pattern)
+	case vs == nil:
+		f.Add(field, errs.ReasonRequired)
+	case len(vs) == 0 && !allowEmpty:
+		f.Add(field, errs.ReasonEmpty)
+	default:
+		f.IDs(field, vs)
 	}
 }
 
-// ids checks a required, non-empty list of ids.
-func (f *fieldErrs) idList(field string, vs []string, allowEmpty bool) {
-	if vs == nil && !allowEmpty {
-		f.add(field, "is required")
-		return
-	}
-	if len(vs) == 0 && !allowEmpty {
-		f.add(field, "must not be empty")
-		return
-	}
-	for _, v := range vs {
-		if !ids.Valid(v) {
-			f.add(field, "each must match "+ids.Pattern)
-			return
-		}
-	}
-}
+// maxPage bounds the limit of a list or history page.
+const maxPage = 200
 
-func (f *fieldErrs) required(field, v string) {
-	if v == "" {
-		f.add(field, "is required")
-	}
-}
-
-// limit checks an optional page size.
-func (f *fieldErrs) limit(v *int, max int) uint32 {
+// pageLimit checks an optional page size; 0 means the service's default.
+func pageLimit(f *errs.Fields, v *int) uint32 {
 	if v == nil {
 		return 0
 	}
-	if *v < 1 || *v > max {
-		f.add("limit", fmt.Sprintf("must be 1 to %d", max))
+	if *v < 1 || *v > maxPage {
+		f.Add("limit", errs.ReasonRange(1, maxPage))
 		return 0
 	}
 	return uint32(*v)

@@ -3,6 +3,7 @@ package edge
 import (
 	"context"
 
+	"github.com/switchboard-chat/switchboard/kit/errs"
 	"github.com/switchboard-chat/switchboard/proto/chatv1"
 	"github.com/switchboard-chat/switchboard/proto/names"
 )
@@ -17,12 +18,9 @@ func (c *conn) createConversation(ctx context.Context, cmd command) (any, error)
 	if err := decodeData(cmd.Data, &d, true); err != nil {
 		return nil, err
 	}
-	var f fieldErrs
-	f.idList("participants", d.Participants, true)
-	if d.Participants == nil {
-		f.add("participants", "is required")
-	}
-	if err := f.err(); err != nil {
+	var f errs.Fields
+	idList(&f, "participants", d.Participants, true)
+	if err := f.Err(); err != nil {
 		return nil, err
 	}
 	var resp chatv1.CreateConversationResponse
@@ -52,10 +50,10 @@ func (c *conn) addParticipants(ctx context.Context, cmd command) (any, error) {
 	if err := decodeData(cmd.Data, &d, true); err != nil {
 		return nil, err
 	}
-	var f fieldErrs
-	f.id("conversationId", d.ConversationID)
-	f.idList("userIds", d.UserIDs, false)
-	if err := f.err(); err != nil {
+	var f errs.Fields
+	f.ID("conversationId", d.ConversationID)
+	idList(&f, "userIds", d.UserIDs, false)
+	if err := f.Err(); err != nil {
 		return nil, err
 	}
 	var resp chatv1.ParticipantsResponse
@@ -78,10 +76,10 @@ func (c *conn) removeParticipant(ctx context.Context, cmd command) (any, error) 
 	if err := decodeData(cmd.Data, &d, true); err != nil {
 		return nil, err
 	}
-	var f fieldErrs
-	f.id("conversationId", d.ConversationID)
-	f.id("userId", d.UserID)
-	if err := f.err(); err != nil {
+	var f errs.Fields
+	f.ID("conversationId", d.ConversationID)
+	f.ID("userId", d.UserID)
+	if err := f.Err(); err != nil {
 		return nil, err
 	}
 	var resp chatv1.ParticipantsResponse
@@ -112,9 +110,9 @@ func (c *conn) listConversations(ctx context.Context, cmd command) (any, error) 
 	if err := decodeData(cmd.Data, &d, false); err != nil {
 		return nil, err
 	}
-	var f fieldErrs
-	limit := f.limit(d.Limit, 200)
-	if err := f.err(); err != nil {
+	var f errs.Fields
+	limit := pageLimit(&f, d.Limit)
+	if err := f.Err(); err != nil {
 		return nil, err
 	}
 	var resp chatv1.ListConversationsResponse
@@ -170,9 +168,9 @@ func (c *conn) join(ctx context.Context, cmd command) (any, error) {
 	if err := decodeData(cmd.Data, &d, true); err != nil {
 		return nil, err
 	}
-	var f fieldErrs
-	f.id("conversationId", d.ConversationID)
-	if err := f.err(); err != nil {
+	var f errs.Fields
+	f.ID("conversationId", d.ConversationID)
+	if err := f.Err(); err != nil {
 		return nil, err
 	}
 	r, err := c.s.hub.acquire(c, d.ConversationID)
@@ -231,9 +229,9 @@ func (c *conn) leave(_ context.Context, cmd command) (any, error) {
 	if err := decodeData(cmd.Data, &d, true); err != nil {
 		return nil, err
 	}
-	var f fieldErrs
-	f.id("conversationId", d.ConversationID)
-	if err := f.err(); err != nil {
+	var f errs.Fields
+	f.ID("conversationId", d.ConversationID)
+	if err := f.Err(); err != nil {
 		return nil, err
 	}
 	if r := c.rooms[d.ConversationID]; r != nil {
@@ -263,10 +261,10 @@ func (c *conn) history(ctx context.Context, cmd command) (any, error) {
 	if err := decodeData(cmd.Data, &d, true); err != nil {
 		return nil, err
 	}
-	var f fieldErrs
-	f.id("conversationId", d.ConversationID)
-	limit := f.limit(d.Limit, 200)
-	if err := f.err(); err != nil {
+	var f errs.Fields
+	f.ID("conversationId", d.ConversationID)
+	limit := pageLimit(&f, d.Limit)
+	if err := f.Err(); err != nil {
 		return nil, err
 	}
 	var resp chatv1.HistoryResponse

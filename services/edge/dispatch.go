@@ -139,9 +139,9 @@ func (c *conn) refresh(_ context.Context, cmd command) (any, error) {
 	if err := decodeData(cmd.Data, &d, true); err != nil {
 		return nil, err
 	}
-	var f fieldErrs
-	f.required("token", d.Token)
-	if err := f.err(); err != nil {
+	var f errs.Fields
+	f.Required("token", d.Token)
+	if err := f.Err(); err != nil {
 		return nil, err
 	}
 	id, err := c.s.auth.Verify(d.Token)

@@ -3,6 +3,7 @@ package edge
 import (
 	"context"
 
+	"github.com/switchboard-chat/switchboard/kit/errs"
 	"github.com/switchboard-chat/switchboard/proto/chatv1"
 	"github.com/switchboard-chat/switchboard/proto/names"
 )
@@ -18,11 +19,11 @@ func (c *conn) sendMessage(ctx context.Context, cmd command) (any, error) {
 	if err := decodeData(cmd.Data, &d, true); err != nil {
 		return nil, err
 	}
-	var f fieldErrs
-	f.id("conversationId", d.ConversationID)
-	f.required("content", d.Content)
-	f.required("clientMsgId", d.ClientMsgID)
-	if err := f.err(); err != nil {
+	var f errs.Fields
+	f.ID("conversationId", d.ConversationID)
+	f.Required("content", d.Content)
+	f.Required("clientMsgId", d.ClientMsgID)
+	if err := f.Err(); err != nil {
 		return nil, err
 	}
 	var resp chatv1.SendResponse
@@ -51,11 +52,11 @@ func (c *conn) editMessage(ctx context.Context, cmd command) (any, error) {
 	if err := decodeData(cmd.Data, &d, true); err != nil {
 		return nil, err
 	}
-	var f fieldErrs
-	f.id("conversationId", d.ConversationID)
-	f.id("messageId", d.MessageID)
-	f.required("content", d.Content)
-	if err := f.err(); err != nil {
+	var f errs.Fields
+	f.ID("conversationId", d.ConversationID)
+	f.ID("messageId", d.MessageID)
+	f.Required("content", d.Content)
+	if err := f.Err(); err != nil {
 		return nil, err
 	}
 	var resp chatv1.EditResponse
@@ -81,10 +82,10 @@ func (c *conn) deleteMessage(ctx context.Context, cmd command) (any, error) {
 	if err := decodeData(cmd.Data, &d, true); err != nil {
 		return nil, err
 	}
-	var f fieldErrs
-	f.id("conversationId", d.ConversationID)
-	f.id("messageId", d.MessageID)
-	if err := f.err(); err != nil {
+	var f errs.Fields
+	f.ID("conversationId", d.ConversationID)
+	f.ID("messageId", d.MessageID)
+	if err := f.Err(); err != nil {
 		return nil, err
 	}
 	var resp chatv1.DeleteResponse
@@ -110,12 +111,12 @@ func (c *conn) typing(ctx context.Context, cmd command) (any, error) {
 	if err := decodeData(cmd.Data, &d, true); err != nil {
 		return nil, err
 	}
-	var f fieldErrs
-	f.id("conversationId", d.ConversationID)
+	var f errs.Fields
+	f.ID("conversationId", d.ConversationID)
 	if d.IsTyping == nil {
-		f.add("isTyping", "is required")
+		f.Add("isTyping", errs.ReasonRequired)
 	}
-	if err := f.err(); err != nil {
+	if err := f.Err(); err != nil {
 		return nil, err
 	}
 	err := c.call(ctx, names.Messaging, names.ActionTyping, &chatv1.TypingRequest{
@@ -145,12 +146,12 @@ func (c *conn) mark(ctx context.Context, cmd command, action string) (any, error
 	if err := decodeData(cmd.Data, &d, true); err != nil {
 		return nil, err
 	}
-	var f fieldErrs
-	f.id("conversationId", d.ConversationID)
+	var f errs.Fields
+	f.ID("conversationId", d.ConversationID)
 	if d.Seq == nil {
-		f.add("seq", "is required")
+		f.Add("seq", errs.ReasonRequired)
 	}
-	if err := f.err(); err != nil {
+	if err := f.Err(); err != nil {
 		return nil, err
 	}
 	err := c.call(ctx, names.Messaging, action, &chatv1.MarkRequest{

@@ -117,7 +117,7 @@ func (c *conn) setPresence(_ context.Context, cmd command) (any, error) {
 	switch d.Status {
 	case "online", "away":
 	case "":
-		return nil, errs.Invalid(errs.Field{Field: "status", Reason: "is required"})
+		return nil, errs.Invalid(errs.Field{Field: "status", Reason: errs.ReasonRequired})
 	default:
 		return nil, errs.Invalid(errs.Field{Field: "status", Reason: "must be online or away (offline is reached by disconnecting)"})
 	}
@@ -137,12 +137,12 @@ func (c *conn) queryPresence(ctx context.Context, cmd command) (any, error) {
 	if err := decodeData(cmd.Data, &d, true); err != nil {
 		return nil, err
 	}
-	var f fieldErrs
-	f.idList("userIds", d.UserIDs, false)
+	var f errs.Fields
+	idList(&f, "userIds", d.UserIDs, false)
 	if len(d.UserIDs) > maxPresenceQuery {
-		f.add("userIds", "at most 200 users")
+		f.Add("userIds", errs.ReasonAtMost(maxPresenceQuery, "users"))
 	}
-	if err := f.err(); err != nil {
+	if err := f.Err(); err != nil {
 		return nil, err
 	}
 	var resp chatv1.PresenceQueryResponse

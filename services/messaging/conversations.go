@@ -18,19 +18,19 @@ import (
 
 func (s *Service) create(ctx context.Context, req *chatv1.CreateConversationRequest) (*chatv1.CreateConversationResponse, error) {
 	p := req.Principal
-	var f fields
+	var f errs.Fields
 	participants := userList(&f, "participants", req.Participants)
 	checkTitle(&f, req.Title)
 	if !p.System && !slices.Contains(participants, p.User) {
 		participants = append([]string{p.User}, participants...)
 	}
 	if len(participants) > s.cfg.MaxParticipants {
-		f.add("participants", fmt.Sprintf("at most %d participants", s.cfg.MaxParticipants))
+		f.Add("participants", errs.ReasonAtMost(s.cfg.MaxParticipants, "participants"))
 	}
 	if len(participants) == 0 {
-		f.add("participants", "must name at least one user")
+		f.Add("participants", errs.ReasonEmpty)
 	}
-	if err := f.err(); err != nil {
+	if err := f.Err(); err != nil {
 		return nil, err
 	}
 	conv := &chatv1.Conversation{
@@ -72,13 +72,13 @@ func (s *Service) membershipChanged(ctx context.Context, org string, conv *chatv
 
 func (s *Service) add(ctx context.Context, req *chatv1.AddParticipantsRequest) (*chatv1.ParticipantsResponse, error) {
 	p := req.Principal
-	var f fields
-	f.id("conversationId", req.ConversationId)
+	var f errs.Fields
+	f.ID("conversationId", req.ConversationId)
 	users := userList(&f, "userIds", req.UserIds)
 	if len(req.UserIds) == 0 {
-		f.add("userIds", "must name at least one user")
+		f.Add("userIds", errs.ReasonEmpty)
 	}
-	if err := f.err(); err != nil {
+	if err := f.Err(); err != nil {
 		return nil, err
 	}
 	var added []string
@@ -93,7 +93,7 @@ func (s *Service) add(ctx context.Context, req *chatv1.AddParticipantsRequest) (
 			}
 		}
 		if len(c.Participants)+len(added) > s.cfg.MaxParticipants {
-			return false, errs.Invalid(errs.Field{Field: "userIds", Reason: fmt.Sprintf("a conversation has at most %d participants", s.cfg.MaxParticipants)})
+			return false, errs.Invalid(errs.Field{Field: "userIds", Reason: errs.ReasonAtMost(s.cfg.MaxParticipants, "participants")})
 		}
 		c.Participants = append(c.Participants, added...)
 		return len(added) > 0, nil
@@ -114,10 +114,10 @@ func (s *Service) add(ctx context.Context, req *chatv1.AddParticipantsRequest) (
 
 func (s *Service) remove(ctx context.Context, req *chatv1.RemoveParticipantRequest) (*chatv1.ParticipantsResponse, error) {
 	p := req.Principal
-	var f fields
-	f.id("conversationId", req.ConversationId)
-	f.id("userId", req.UserId)
-	if err := f.err(); err != nil {
+	var f errs.Fields
+	f.ID("conversationId", req.ConversationId)
+	f.ID("userId", req.UserId)
+	if err := f.Err(); err != nil {
 		return nil, err
 	}
 	conv, changed, err := s.updateConv(ctx, p.Org, req.ConversationId, func(c *chatv1.Conversation) (bool, error) {
@@ -150,13 +150,13 @@ func (s *Service) remove(ctx context.Context, req *chatv1.RemoveParticipantReque
 
 func (s *Service) list(ctx context.Context, req *chatv1.ListConversationsRequest) (*chatv1.ListConversationsResponse, error) {
 	p := req.Principal
-	var f fields
+	var f errs.Fields
 	n := page(&f, req.Limit)
 	after, hasCursor := parseCursor(req.Cursor)
 	if req.Cursor != "" && !hasCursor {
-		f.add("cursor", "not a cursor this server gave")
+		f.Add("cursor", "not a cursor this server gave")
 	}
-	if err := f.err(); err != nil {
+	if err := f.Err(); err != nil {
 		return nil, err
 	}
 	convIDs, err := s.userConversations(ctx, p.Org, p.User)
@@ -280,9 +280,9 @@ func convOfReceipt(subject string) string {
 
 func (s *Service) join(ctx context.Context, req *chatv1.JoinRequest) (*chatv1.JoinResponse, error) {
 	p := req.Principal
-	var f fields
-	f.id("conversationId", req.ConversationId)
-	if err := f.err(); err != nil {
+	var f errs.Fields
+	f.ID("conversationId", req.ConversationId)
+	if err := f.Err(); err != nil {
 		return nil, err
 	}
 	conv, _, err := s.getConv(ctx, p.Org, req.ConversationId)

@@ -18,9 +18,9 @@ import (
 // ownAction checks a command a participant makes for itself (receipts,
 // typing): a valid conversation id, not the system, a participant.
 func (s *Service) ownAction(ctx context.Context, p *chatv1.Principal, conv string) error {
-	var f fields
-	f.id("conversationId", conv)
-	if err := f.err(); err != nil {
+	var f errs.Fields
+	f.ID("conversationId", conv)
+	if err := f.Err(); err != nil {
 		return err
 	}
 	if p.System {
@@ -44,11 +44,11 @@ func (s *Service) memberConv(ctx context.Context, p *chatv1.Principal, conv stri
 
 func (s *Service) send(ctx context.Context, req *chatv1.SendRequest) (*chatv1.SendResponse, error) {
 	p := req.Principal
-	var f fields
-	f.id("conversationId", req.ConversationId)
+	var f errs.Fields
+	f.ID("conversationId", req.ConversationId)
 	s.checkContent(&f, req.Content)
 	checkClientMsgID(&f, req.ClientMsgId)
-	if err := f.err(); err != nil {
+	if err := f.Err(); err != nil {
 		return nil, err
 	}
 	if _, err := s.memberConv(ctx, p, req.ConversationId); err != nil {
@@ -131,11 +131,11 @@ func (s *Service) ownMessage(ctx context.Context, p *chatv1.Principal, conv, msg
 
 func (s *Service) edit(ctx context.Context, req *chatv1.EditRequest) (*chatv1.EditResponse, error) {
 	p := req.Principal
-	var f fields
-	f.id("conversationId", req.ConversationId)
-	f.id("messageId", req.MessageId)
+	var f errs.Fields
+	f.ID("conversationId", req.ConversationId)
+	f.ID("messageId", req.MessageId)
 	s.checkContent(&f, req.Content)
-	if err := f.err(); err != nil {
+	if err := f.Err(); err != nil {
 		return nil, err
 	}
 	if _, err := s.memberConv(ctx, p, req.ConversationId); err != nil {
@@ -159,10 +159,10 @@ func (s *Service) edit(ctx context.Context, req *chatv1.EditRequest) (*chatv1.Ed
 
 func (s *Service) delete(ctx context.Context, req *chatv1.DeleteRequest) (*chatv1.DeleteResponse, error) {
 	p := req.Principal
-	var f fields
-	f.id("conversationId", req.ConversationId)
-	f.id("messageId", req.MessageId)
-	if err := f.err(); err != nil {
+	var f errs.Fields
+	f.ID("conversationId", req.ConversationId)
+	f.ID("messageId", req.MessageId)
+	if err := f.Err(); err != nil {
 		return nil, err
 	}
 	if _, err := s.memberConv(ctx, p, req.ConversationId); err != nil {
@@ -200,13 +200,13 @@ func (s *Service) delete(ctx context.Context, req *chatv1.DeleteRequest) (*chatv
 
 func (s *Service) history(ctx context.Context, req *chatv1.HistoryRequest) (*chatv1.HistoryResponse, error) {
 	p := req.Principal
-	var f fields
-	f.id("conversationId", req.ConversationId)
+	var f errs.Fields
+	f.ID("conversationId", req.ConversationId)
 	n := page(&f, req.Limit)
 	if req.BeforeSeq != nil && req.AfterSeq != nil && *req.AfterSeq >= *req.BeforeSeq {
-		f.add("afterSeq", "must be less than beforeSeq")
+		f.Add("afterSeq", "must be less than beforeSeq")
 	}
-	if err := f.err(); err != nil {
+	if err := f.Err(); err != nil {
 		return nil, err
 	}
 	if _, err := s.memberConv(ctx, p, req.ConversationId); err != nil {

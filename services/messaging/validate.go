@@ -6,7 +6,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/switchboard-chat/switchboard/kit/errs"
-	"github.com/switchboard-chat/switchboard/kit/ids"
 	"github.com/switchboard-chat/switchboard/proto/chatv1"
 )
 
@@ -15,71 +14,56 @@ import (
 // names: the edge passes these errors on as they are.
 
 const (
-	maxTitleChars   = 200
-	maxClientMsgID  = 64
-	defaultPage     = 50
-	maxPage         = 200
-	idReason        = "must match " + ids.Pattern
-	maxClientReason = "must be 1 to 64 characters without control characters"
+	maxTitleChars  = 200
+	maxClientMsgID = 64
+	defaultPage    = 50
+	maxPage        = 200
 )
 
-// fields collects field errors.
-type fields []errs.Field
+var maxClientReason = fmt.Sprintf("must be 1 to %d characters without control characters", maxClientMsgID)
 
-func (f *fields) add(field, reason string) { *f = append(*f, errs.Field{Field: field, Reason: reason}) }
-
-func (f *fields) id(field, v string) {
-	if !ids.Valid(v) {
-		f.add(field, idReason)
-	}
-}
-
-func (f fields) err() error {
-	if len(f) == 0 {
-		return nil
-	}
-	return errs.Invalid(f...)
-}
-
-func (s *Service) checkContent(f *fields, content string) {
+func (s *Service) checkContent(f *errs.Fields, content string) {
 	switch {
 	case content == "":
-		f.add("content", "must not be empty")
+		f.Add("content", errs.ReasonRequired)
 	case len(content) > s.cfg.MaxContentBytes:
-		f.add("content", fmt.Sprintf("must be at most %d bytes", s.cfg.MaxContentBytes))
+		f.Add("content", fmt.Sprintf("must be at most %d bytes", s.cfg.MaxContentBytes))
 	case !utf8.ValidString(content):
-		f.add("content", "must be valid UTF-8")
+		f.Add("content", "must be valid UTF-8")
 	}
 }
 
-func checkClientMsgID(f *fields, v string) {
-	if v == "" || utf8.RuneCountInString(v) > maxClientMsgID || !utf8.ValidString(v) {
-		f.add("clientMsgId", maxClientReason)
+func checkClientMsgID(f *errs.Fields, v string) {
+	if v == "" {
+		f.Add("clientMsgId", errs.ReasonRequired)
+		return
+	}
+	if utf8.RuneCountInString(v) > maxClientMsgID || !utf8.ValidString(v) {
+		f.Add("clientMsgId", maxClientReason)
 		return
 	}
 	for _, r := range v {
 		if r < 0x20 || r == 0x7f {
-			f.add("clientMsgId", maxClientReason)
+			f.Add("clientMsgId", maxClientReason)
 			return
 		}
 	}
 }
 
-func checkTitle(f *fields, v string) {
+func checkTitle(f *errs.Fields, v string) {
 	if !utf8.ValidString(v) || utf8.RuneCountInString(v) > maxTitleChars {
-		f.add("title", fmt.Sprintf("must be at most %d characters of UTF-8", maxTitleChars))
+		f.Add("title", fmt.Sprintf("must be at most %d characters of UTF-8", maxTitleChars))
 	}
 }
 
 // userList validates a list of user ids and returns it without repeats, in
 // the order given.
-func userList(f *fields, field string, users []string) []string {
+func userList(f *errs.Fields, field string, users []string) []string {
+	if !f.IDs(field, users) {
+		return nil
+	}
 	out := make([]string, 0, len(users))
 	for _, u := range users {
-		if !ids.Valid(u) {
-			f.add(field, "each must match "+ids.Pattern)
-			return nil
-		}
 		if !slices.Contains(out, u) {
 			out = append(out, u)
 		}
@@ -88,12 +72,12 @@ func userList(f *fields, field string, users []string) []string {
 }
 
 // page turns a requested limit (0: unset) into a page size.
-func page(f *fields, limit uint32) int {
+func page(f *errs.Fields, limit uint32) int {
 	switch {
 	case limit == 0:
 		return defaultPage
 	case limit > maxPage:
-		f.add("limit", fmt.Sprintf("must be 1 to %d", maxPage))
+		f.Add("limit", errs.ReasonRange(1, maxPage))
 		return 0
 	}
 	return int(limit)

@@ -127,12 +127,11 @@ func (s *Service) saveLastSeen(org, user string, ms int64) {
 
 func (s *Service) query(_ context.Context, req *chatv1.PresenceQuery) (*chatv1.PresenceQueryResponse, error) {
 	if len(req.UserIds) > maxQuery {
-		return nil, errs.Invalid(errs.Field{Field: "userIds", Reason: fmt.Sprintf("at most %d", maxQuery)})
+		return nil, errs.Invalid(errs.Field{Field: "userIds", Reason: errs.ReasonAtMost(maxQuery, "users")})
 	}
-	for _, u := range req.UserIds {
-		if !ids.Valid(u) {
-			return nil, errs.Invalid(errs.Field{Field: "userIds", Reason: "each must match " + ids.Pattern})
-		}
+	var f errs.Fields
+	if !f.IDs("userIds", req.UserIds) {
+		return nil, f.Err()
 	}
 	return &chatv1.PresenceQueryResponse{Presence: s.view.query(req.Principal.Org, req.UserIds)}, nil
 }

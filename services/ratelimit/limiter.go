@@ -207,7 +207,7 @@ func (l *Limiter) Stop(ctx context.Context) error { return l.srv.Stop(ctx) }
 // check answers one RateLimitCheck.
 func (l *Limiter) check(ctx context.Context, req *chatv1.RateLimitCheck) (*chatv1.RateLimitResult, error) {
 	if req.GetCommand() == "" {
-		return nil, errs.Invalid(errs.Field{Field: "command", Reason: "required"})
+		return nil, errs.Invalid(errs.Field{Field: "command", Reason: errs.ReasonRequired})
 	}
 	bucket, limit := l.cfg.Limits.Bucket(req.GetCommand())
 	p := req.GetPrincipal()

@@ -2,7 +2,11 @@ package standalone
 
 import (
 	"context"
+	"errors"
+	"slices"
 	"testing"
+
+	"google.golang.org/protobuf/proto"
 
 	"github.com/switchboard-chat/switchboard/kit/errs"
 	"github.com/switchboard-chat/switchboard/kit/svc"
@@ -49,5 +53,56 @@ func TestInternalServicePostsOverNATS(t *testing.T) {
 	// And no one posts across orgs, system or not.
 	if _, err := post(&chatv1.Principal{Org: "evil", User: "bot", System: true}, "x", "e-1"); !errs.Is(err, errs.CodeNotFound) {
 		t.Fatalf("another org's system sender: %v", err)
+	}
+}
+
+// A backend that sends a command over NATS reads the same field errors for
+// the same fault as a client on a socket, where the edge finds most faults
+// before messaging sees them.
+func TestSocketAndBackendGiveOneReason(t *testing.T) {
+	f := start(t)
+	backend := natstest.Conn(t, f.sys.NATS)
+	alice := &chatv1.Principal{Org: "acme", User: "alice"}
+	cases := []struct {
+		name   string
+		typ    string
+		data   map[string]any
+		action string
+		req    proto.Message
+		resp   svc.Response
+	}{
+		{"empty conversationId", "message:send", map[string]any{"conversationId": "", "content": "hi", "clientMsgId": "m1"},
+			names.ActionSend, &chatv1.SendRequest{Principal: alice, Content: "hi", ClientMsgId: "m1"}, &chatv1.SendResponse{}},
+		{"conversationId outside the pattern", "message:send", map[string]any{"conversationId": "a.b", "content": "hi", "clientMsgId": "m1"},
+			names.ActionSend, &chatv1.SendRequest{Principal: alice, ConversationId: "a.b", Content: "hi", ClientMsgId: "m1"}, &chatv1.SendResponse{}},
+		{"empty content", "message:send", map[string]any{"conversationId": "general", "content": "", "clientMsgId": "m1"},
+			names.ActionSend, &chatv1.SendRequest{Principal: alice, ConversationId: "general", ClientMsgId: "m1"}, &chatv1.SendResponse{}},
+		{"empty clientMsgId", "message:send", map[string]any{"conversationId": "general", "content": "hi", "clientMsgId": ""},
+			names.ActionSend, &chatv1.SendRequest{Principal: alice, ConversationId: "general", Content: "hi"}, &chatv1.SendResponse{}},
+		{"empty messageId", "message:edit", map[string]any{"conversationId": "general", "messageId": "", "content": "hi"},
+			names.ActionEdit, &chatv1.EditRequest{Principal: alice, ConversationId: "general", Content: "hi"}, &chatv1.EditResponse{}},
+		{"no user to add", "conversation:add", map[string]any{"conversationId": "general", "userIds": []string{}},
+			names.ActionAdd, &chatv1.AddParticipantsRequest{Principal: alice, ConversationId: "general"}, &chatv1.ParticipantsResponse{}},
+		{"a user id outside the pattern", "conversation:add", map[string]any{"conversationId": "general", "userIds": []string{"bob", "x.y"}},
+			names.ActionAdd, &chatv1.AddParticipantsRequest{Principal: alice, ConversationId: "general", UserIds: []string{"bob", "x.y"}}, &chatv1.ParticipantsResponse{}},
+		{"page too long", "conversation:history", map[string]any{"conversationId": "general", "limit": 201},
+			names.ActionHistory, &chatv1.HistoryRequest{Principal: alice, ConversationId: "general", Limit: 201}, &chatv1.HistoryResponse{}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			d := wantError(t, f.dial("acme", "alice").try(tc.typ, tc.data), "validation-error", errs.CodeValidation)
+			var socket []errs.Field
+			for _, fe := range d.Fields {
+				socket = append(socket, errs.Field{Field: fe.Field, Reason: fe.Reason})
+			}
+			err := svc.Call(context.Background(), backend, names.Command(names.Messaging, alice.Org, tc.action), tc.req, tc.resp)
+			var e *errs.Error
+			if !errors.As(err, &e) || e.Code != errs.CodeValidation {
+				t.Fatalf("backend: %v, want %s", err, errs.CodeValidation)
+			}
+			if len(socket) == 0 || !slices.Equal(socket, e.Fields) {
+				t.Fatalf("socket fields %q, backend fields %q: want the same, not empty", socket, e.Fields)
+			}
+		})
 	}
 }
