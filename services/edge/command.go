@@ -2,6 +2,7 @@ package edge
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -91,6 +92,51 @@ func decodeData(raw json.RawMessage, v any, required bool) error {
 		return nil
 	}
 	return strictDecode(raw, v, "data")
+}
+
+// commandData is a command's data, which checks its own fields once
+// decoded.
+type commandData interface{ validate(f *errs.Fields) }
+
+// dataPtr is a pointer to a command's data struct.
+type dataPtr[D any] interface {
+	*D
+	commandData
+}
+
+// decodeValid decodes a command's data strictly into a new D and checks it.
+func decodeValid[D any, P dataPtr[D]](raw json.RawMessage, required bool) (P, error) {
+	d := P(new(D))
+	if err := decodeData(raw, d, required); err != nil {
+		return nil, err
+	}
+	var f errs.Fields
+	d.validate(&f)
+	if err := f.Err(); err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+// withData is the handler of a command whose data is required: h runs
+// with the data decoded and checked.
+func withData[D any, P dataPtr[D]](h func(*conn, context.Context, P) (any, error)) handler {
+	return dataHandler(h, true)
+}
+
+// withOptionalData is withData for a command whose data may be absent.
+func withOptionalData[D any, P dataPtr[D]](h func(*conn, context.Context, P) (any, error)) handler {
+	return dataHandler(h, false)
+}
+
+func dataHandler[D any, P dataPtr[D]](h func(*conn, context.Context, P) (any, error), required bool) handler {
+	return func(c *conn, ctx context.Context, cmd command) (any, error) {
+		d, err := decodeValid[D, P](cmd.Data, required)
+		if err != nil {
+			return nil, err
+		}
+		return h(c, ctx, d)
+	}
 }
 
 func isNull(raw json.RawMessage) bool { return bytes.Equal(bytes.TrimSpace(raw), []byte("null")) }
@@ -185,13 +231,17 @@ func idList(f *errs.Fields, field string, vs []string, allowEmpty bool) {
 // maxPage bounds the limit of a list or history page.
 const maxPage = 200
 
-// pageLimit checks an optional page size; 0 means the service's default.
-func pageLimit(f *errs.Fields, v *int) uint32 {
-	if v == nil {
-		return 0
-	}
-	if *v < 1 || *v > maxPage {
+// checkLimit checks an optional page size.
+func checkLimit(f *errs.Fields, v *int) {
+	if v != nil && (*v < 1 || *v > maxPage) {
 		f.Add("limit", errs.ReasonRange(1, maxPage))
+	}
+}
+
+// pageSize is a checked page size as a request carries it: 0 asks for the
+// service's default.
+func pageSize(v *int) uint32 {
+	if v == nil {
 		return 0
 	}
 	return uint32(*v)

@@ -13,16 +13,9 @@ type createData struct {
 	Title        string   `json:"title"`
 }
 
-func (c *conn) createConversation(ctx context.Context, cmd command) (any, error) {
-	var d createData
-	if err := decodeData(cmd.Data, &d, true); err != nil {
-		return nil, err
-	}
-	var f errs.Fields
-	idList(&f, "participants", d.Participants, true)
-	if err := f.Err(); err != nil {
-		return nil, err
-	}
+func (d *createData) validate(f *errs.Fields) { idList(f, "participants", d.Participants, true) }
+
+func (c *conn) createConversation(ctx context.Context, d *createData) (any, error) {
 	var resp chatv1.CreateConversationResponse
 	err := c.call(ctx, names.Messaging, names.ActionCreate, &chatv1.CreateConversationRequest{
 		Principal: c.principal(), Participants: d.Participants, Title: d.Title,
@@ -45,17 +38,12 @@ type addData struct {
 	UserIDs        []string `json:"userIds"`
 }
 
-func (c *conn) addParticipants(ctx context.Context, cmd command) (any, error) {
-	var d addData
-	if err := decodeData(cmd.Data, &d, true); err != nil {
-		return nil, err
-	}
-	var f errs.Fields
+func (d *addData) validate(f *errs.Fields) {
 	f.ID("conversationId", d.ConversationID)
-	idList(&f, "userIds", d.UserIDs, false)
-	if err := f.Err(); err != nil {
-		return nil, err
-	}
+	idList(f, "userIds", d.UserIDs, false)
+}
+
+func (c *conn) addParticipants(ctx context.Context, d *addData) (any, error) {
 	var resp chatv1.ParticipantsResponse
 	err := c.call(ctx, names.Messaging, names.ActionAdd, &chatv1.AddParticipantsRequest{
 		Principal: c.principal(), ConversationId: d.ConversationID, UserIds: d.UserIDs,
@@ -71,17 +59,12 @@ type removeData struct {
 	UserID         string `json:"userId"`
 }
 
-func (c *conn) removeParticipant(ctx context.Context, cmd command) (any, error) {
-	var d removeData
-	if err := decodeData(cmd.Data, &d, true); err != nil {
-		return nil, err
-	}
-	var f errs.Fields
+func (d *removeData) validate(f *errs.Fields) {
 	f.ID("conversationId", d.ConversationID)
 	f.ID("userId", d.UserID)
-	if err := f.Err(); err != nil {
-		return nil, err
-	}
+}
+
+func (c *conn) removeParticipant(ctx context.Context, d *removeData) (any, error) {
 	var resp chatv1.ParticipantsResponse
 	err := c.call(ctx, names.Messaging, names.ActionRemove, &chatv1.RemoveParticipantRequest{
 		Principal: c.principal(), ConversationId: d.ConversationID, UserId: d.UserID,
@@ -97,6 +80,8 @@ type listData struct {
 	Cursor string `json:"cursor"`
 }
 
+func (d *listData) validate(f *errs.Fields) { checkLimit(f, d.Limit) }
+
 type summaryJSON struct {
 	ConversationID string   `json:"conversationId"`
 	Title          string   `json:"title"`
@@ -105,19 +90,10 @@ type summaryJSON struct {
 	Read           uint64   `json:"read"`
 }
 
-func (c *conn) listConversations(ctx context.Context, cmd command) (any, error) {
-	var d listData
-	if err := decodeData(cmd.Data, &d, false); err != nil {
-		return nil, err
-	}
-	var f errs.Fields
-	limit := pageLimit(&f, d.Limit)
-	if err := f.Err(); err != nil {
-		return nil, err
-	}
+func (c *conn) listConversations(ctx context.Context, d *listData) (any, error) {
 	var resp chatv1.ListConversationsResponse
 	err := c.call(ctx, names.Messaging, names.ActionList, &chatv1.ListConversationsRequest{
-		Principal: c.principal(), Limit: limit, Cursor: d.Cursor,
+		Principal: c.principal(), Limit: pageSize(d.Limit), Cursor: d.Cursor,
 	}, &resp)
 	if err != nil {
 		return nil, err
@@ -136,6 +112,8 @@ type joinData struct {
 	ConversationID string  `json:"conversationId"`
 	SinceSeq       *uint64 `json:"sinceSeq"`
 }
+
+func (d *joinData) validate(f *errs.Fields) { f.ID("conversationId", d.ConversationID) }
 
 type conversationJSON struct {
 	ConversationID string   `json:"conversationId"`
@@ -164,13 +142,8 @@ type joinAck struct {
 // is entered (and subscribed) before messaging is asked, so that no event
 // falls between the reply's lastSeq and the first live one.
 func (c *conn) join(ctx context.Context, cmd command) (any, error) {
-	var d joinData
-	if err := decodeData(cmd.Data, &d, true); err != nil {
-		return nil, err
-	}
-	var f errs.Fields
-	f.ID("conversationId", d.ConversationID)
-	if err := f.Err(); err != nil {
+	d, err := decodeValid[joinData](cmd.Data, true)
+	if err != nil {
 		return nil, err
 	}
 	r, err := c.s.hub.acquire(c, d.ConversationID)
@@ -224,16 +197,9 @@ type convData struct {
 	ConversationID string `json:"conversationId"`
 }
 
-func (c *conn) leave(_ context.Context, cmd command) (any, error) {
-	var d convData
-	if err := decodeData(cmd.Data, &d, true); err != nil {
-		return nil, err
-	}
-	var f errs.Fields
-	f.ID("conversationId", d.ConversationID)
-	if err := f.Err(); err != nil {
-		return nil, err
-	}
+func (d *convData) validate(f *errs.Fields) { f.ID("conversationId", d.ConversationID) }
+
+func (c *conn) leave(_ context.Context, d *convData) (any, error) {
 	if r := c.rooms[d.ConversationID]; r != nil {
 		delete(c.rooms, d.ConversationID)
 		c.s.hub.release(c, r)
@@ -256,20 +222,15 @@ type historyData struct {
 	Limit          *int    `json:"limit"`
 }
 
-func (c *conn) history(ctx context.Context, cmd command) (any, error) {
-	var d historyData
-	if err := decodeData(cmd.Data, &d, true); err != nil {
-		return nil, err
-	}
-	var f errs.Fields
+func (d *historyData) validate(f *errs.Fields) {
 	f.ID("conversationId", d.ConversationID)
-	limit := pageLimit(&f, d.Limit)
-	if err := f.Err(); err != nil {
-		return nil, err
-	}
+	checkLimit(f, d.Limit)
+}
+
+func (c *conn) history(ctx context.Context, d *historyData) (any, error) {
 	var resp chatv1.HistoryResponse
 	err := c.call(ctx, names.Messaging, names.ActionHistory, &chatv1.HistoryRequest{
-		Principal: c.principal(), ConversationId: d.ConversationID, BeforeSeq: d.BeforeSeq, AfterSeq: d.AfterSeq, Limit: limit,
+		Principal: c.principal(), ConversationId: d.ConversationID, BeforeSeq: d.BeforeSeq, AfterSeq: d.AfterSeq, Limit: pageSize(d.Limit),
 	}, &resp)
 	if err != nil {
 		return nil, err

@@ -14,7 +14,9 @@ import (
 )
 
 // handler runs one command and returns its ack data, or errReplied when
-// it sent its reply itself.
+// it sent its reply itself. Most are withData(h): h gets the command's data
+// decoded and checked; join and ping take the command, whose id their own
+// replies carry.
 type handler func(c *conn, ctx context.Context, cmd command) (any, error)
 
 // errReplied says the handler sent its own reply (join orders its ack
@@ -26,22 +28,22 @@ var commands map[string]handler
 
 func init() {
 	commands = map[string]handler{
-		"conversation:create":  (*conn).createConversation,
-		"conversation:add":     (*conn).addParticipants,
-		"conversation:remove":  (*conn).removeParticipant,
-		"conversation:list":    (*conn).listConversations,
+		"conversation:create":  withData((*conn).createConversation),
+		"conversation:add":     withData((*conn).addParticipants),
+		"conversation:remove":  withData((*conn).removeParticipant),
+		"conversation:list":    withOptionalData((*conn).listConversations),
 		"conversation:join":    (*conn).join,
-		"conversation:leave":   (*conn).leave,
-		"conversation:history": (*conn).history,
-		"message:send":         (*conn).sendMessage,
-		"message:edit":         (*conn).editMessage,
-		"message:delete":       (*conn).deleteMessage,
-		"message:typing":       (*conn).typing,
-		"message:delivered":    (*conn).delivered,
-		"message:read":         (*conn).read,
-		"presence:set":         (*conn).setPresence,
-		"presence:query":       (*conn).queryPresence,
-		"auth:refresh":         (*conn).refresh,
+		"conversation:leave":   withData((*conn).leave),
+		"conversation:history": withData((*conn).history),
+		"message:send":         withData((*conn).sendMessage),
+		"message:edit":         withData((*conn).editMessage),
+		"message:delete":       withData((*conn).deleteMessage),
+		"message:typing":       withData((*conn).typing),
+		"message:delivered":    withData((*conn).delivered),
+		"message:read":         withData((*conn).read),
+		"presence:set":         withData((*conn).setPresence),
+		"presence:query":       withData((*conn).queryPresence),
+		"auth:refresh":         withData((*conn).refresh),
 		"ping":                 (*conn).ping,
 	}
 }
@@ -134,16 +136,9 @@ type refreshData struct {
 	Token string `json:"token"`
 }
 
-func (c *conn) refresh(_ context.Context, cmd command) (any, error) {
-	var d refreshData
-	if err := decodeData(cmd.Data, &d, true); err != nil {
-		return nil, err
-	}
-	var f errs.Fields
-	f.Required("token", d.Token)
-	if err := f.Err(); err != nil {
-		return nil, err
-	}
+func (d *refreshData) validate(f *errs.Fields) { f.Required("token", d.Token) }
+
+func (c *conn) refresh(_ context.Context, d *refreshData) (any, error) {
 	id, err := c.s.auth.Verify(d.Token)
 	if err != nil {
 		c.s.metrics.authFailures.WithLabelValues("refresh").Inc()

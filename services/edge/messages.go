@@ -14,18 +14,13 @@ type sendData struct {
 	ClientMsgID    string `json:"clientMsgId"`
 }
 
-func (c *conn) sendMessage(ctx context.Context, cmd command) (any, error) {
-	var d sendData
-	if err := decodeData(cmd.Data, &d, true); err != nil {
-		return nil, err
-	}
-	var f errs.Fields
+func (d *sendData) validate(f *errs.Fields) {
 	f.ID("conversationId", d.ConversationID)
 	f.Required("content", d.Content)
 	f.Required("clientMsgId", d.ClientMsgID)
-	if err := f.Err(); err != nil {
-		return nil, err
-	}
+}
+
+func (c *conn) sendMessage(ctx context.Context, d *sendData) (any, error) {
 	var resp chatv1.SendResponse
 	err := c.call(ctx, names.Messaging, names.ActionSend, &chatv1.SendRequest{
 		Principal: c.principal(), ConversationId: d.ConversationID, Content: d.Content, ClientMsgId: d.ClientMsgID,
@@ -47,18 +42,13 @@ type editData struct {
 	Content        string `json:"content"`
 }
 
-func (c *conn) editMessage(ctx context.Context, cmd command) (any, error) {
-	var d editData
-	if err := decodeData(cmd.Data, &d, true); err != nil {
-		return nil, err
-	}
-	var f errs.Fields
+func (d *editData) validate(f *errs.Fields) {
 	f.ID("conversationId", d.ConversationID)
 	f.ID("messageId", d.MessageID)
 	f.Required("content", d.Content)
-	if err := f.Err(); err != nil {
-		return nil, err
-	}
+}
+
+func (c *conn) editMessage(ctx context.Context, d *editData) (any, error) {
 	var resp chatv1.EditResponse
 	err := c.call(ctx, names.Messaging, names.ActionEdit, &chatv1.EditRequest{
 		Principal: c.principal(), ConversationId: d.ConversationID, MessageId: d.MessageID, Content: d.Content,
@@ -77,17 +67,12 @@ type deleteData struct {
 	MessageID      string `json:"messageId"`
 }
 
-func (c *conn) deleteMessage(ctx context.Context, cmd command) (any, error) {
-	var d deleteData
-	if err := decodeData(cmd.Data, &d, true); err != nil {
-		return nil, err
-	}
-	var f errs.Fields
+func (d *deleteData) validate(f *errs.Fields) {
 	f.ID("conversationId", d.ConversationID)
 	f.ID("messageId", d.MessageID)
-	if err := f.Err(); err != nil {
-		return nil, err
-	}
+}
+
+func (c *conn) deleteMessage(ctx context.Context, d *deleteData) (any, error) {
 	var resp chatv1.DeleteResponse
 	err := c.call(ctx, names.Messaging, names.ActionDelete, &chatv1.DeleteRequest{
 		Principal: c.principal(), ConversationId: d.ConversationID, MessageId: d.MessageID,
@@ -106,19 +91,14 @@ type typingData struct {
 	IsTyping       *bool  `json:"isTyping"`
 }
 
-func (c *conn) typing(ctx context.Context, cmd command) (any, error) {
-	var d typingData
-	if err := decodeData(cmd.Data, &d, true); err != nil {
-		return nil, err
-	}
-	var f errs.Fields
+func (d *typingData) validate(f *errs.Fields) {
 	f.ID("conversationId", d.ConversationID)
 	if d.IsTyping == nil {
 		f.Add("isTyping", errs.ReasonRequired)
 	}
-	if err := f.Err(); err != nil {
-		return nil, err
-	}
+}
+
+func (c *conn) typing(ctx context.Context, d *typingData) (any, error) {
 	err := c.call(ctx, names.Messaging, names.ActionTyping, &chatv1.TypingRequest{
 		Principal: c.principal(), ConversationId: d.ConversationID, IsTyping: *d.IsTyping,
 	}, &chatv1.TypingResponse{})
@@ -133,27 +113,22 @@ type markData struct {
 	Seq            *uint64 `json:"seq"`
 }
 
-func (c *conn) delivered(ctx context.Context, cmd command) (any, error) {
-	return c.mark(ctx, cmd, names.ActionDelivered)
-}
-
-func (c *conn) read(ctx context.Context, cmd command) (any, error) {
-	return c.mark(ctx, cmd, names.ActionRead)
-}
-
-func (c *conn) mark(ctx context.Context, cmd command, action string) (any, error) {
-	var d markData
-	if err := decodeData(cmd.Data, &d, true); err != nil {
-		return nil, err
-	}
-	var f errs.Fields
+func (d *markData) validate(f *errs.Fields) {
 	f.ID("conversationId", d.ConversationID)
 	if d.Seq == nil {
 		f.Add("seq", errs.ReasonRequired)
 	}
-	if err := f.Err(); err != nil {
-		return nil, err
-	}
+}
+
+func (c *conn) delivered(ctx context.Context, d *markData) (any, error) {
+	return c.mark(ctx, d, names.ActionDelivered)
+}
+
+func (c *conn) read(ctx context.Context, d *markData) (any, error) {
+	return c.mark(ctx, d, names.ActionRead)
+}
+
+func (c *conn) mark(ctx context.Context, d *markData, action string) (any, error) {
 	err := c.call(ctx, names.Messaging, action, &chatv1.MarkRequest{
 		Principal: c.principal(), ConversationId: d.ConversationID, Seq: *d.Seq,
 	}, &chatv1.MarkResponse{})

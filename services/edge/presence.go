@@ -109,18 +109,17 @@ type setPresenceData struct {
 	Status string `json:"status"`
 }
 
-func (c *conn) setPresence(_ context.Context, cmd command) (any, error) {
-	var d setPresenceData
-	if err := decodeData(cmd.Data, &d, true); err != nil {
-		return nil, err
-	}
+func (d *setPresenceData) validate(f *errs.Fields) {
 	switch d.Status {
 	case "online", "away":
 	case "":
-		return nil, errs.Invalid(errs.Field{Field: "status", Reason: errs.ReasonRequired})
+		f.Add("status", errs.ReasonRequired)
 	default:
-		return nil, errs.Invalid(errs.Field{Field: "status", Reason: "must be online or away (offline is reached by disconnecting)"})
+		f.Add("status", "must be online or away (offline is reached by disconnecting)")
 	}
+}
+
+func (c *conn) setPresence(_ context.Context, d *setPresenceData) (any, error) {
 	c.away.Store(d.Status == "away")
 	c.reportPresence(false)
 	return struct{}{}, nil
@@ -132,19 +131,14 @@ type queryPresenceData struct {
 
 const maxPresenceQuery = 200
 
-func (c *conn) queryPresence(ctx context.Context, cmd command) (any, error) {
-	var d queryPresenceData
-	if err := decodeData(cmd.Data, &d, true); err != nil {
-		return nil, err
-	}
-	var f errs.Fields
-	idList(&f, "userIds", d.UserIDs, false)
+func (d *queryPresenceData) validate(f *errs.Fields) {
+	idList(f, "userIds", d.UserIDs, false)
 	if len(d.UserIDs) > maxPresenceQuery {
 		f.Add("userIds", errs.ReasonAtMost(maxPresenceQuery, "users"))
 	}
-	if err := f.Err(); err != nil {
-		return nil, err
-	}
+}
+
+func (c *conn) queryPresence(ctx context.Context, d *queryPresenceData) (any, error) {
 	var resp chatv1.PresenceQueryResponse
 	if err := c.call(ctx, names.Presence, names.ActionQuery, &chatv1.PresenceQuery{Principal: c.principal(), UserIds: d.UserIDs}, &resp); err != nil {
 		return nil, err
