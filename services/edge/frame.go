@@ -78,9 +78,13 @@ func closeFrame(code ws.StatusCode, reason string) []byte {
 	return frame(ws.OpClose, p)
 }
 
+// maxFragments is the most frames one client message may arrive in; more
+// closes the connection with 1008.
+const maxFragments = 64
+
 // frameReader reads client messages from a connection: it unmasks, joins
-// fragments, enforces the size limit and answers control frames through
-// the callbacks. It holds no buffer between messages.
+// fragments, enforces the size and fragment limits and answers control
+// frames through the callbacks. It holds no buffer between messages.
 type frameReader struct {
 	r        io.Reader
 	maxBytes int
@@ -101,6 +105,7 @@ type frameReader struct {
 func (fr *frameReader) next() ([]byte, ws.StatusCode, error) {
 	var msg []byte
 	fragmented := false
+	fragments := 0
 	for {
 		h, err := ws.ReadHeaderBuffer(fr.r, fr.hdr[:])
 		if err != nil {
@@ -123,7 +128,7 @@ func (fr *frameReader) next() ([]byte, ws.StatusCode, error) {
 			if h.OpCode.IsReserved() {
 				return nil, 0, closeWith(CloseProtocolError, "unknown opcode")
 			}
-			p, err := fr.payload(h, nil)
+			p, err := fr.payload(h, nil, 0)
 			if err != nil {
 				return nil, 0, err
 			}
@@ -148,10 +153,13 @@ func (fr *frameReader) next() ([]byte, ws.StatusCode, error) {
 		case h.OpCode != ws.OpText && h.OpCode != ws.OpContinuation:
 			return nil, 0, closeWith(CloseProtocolError, "unknown opcode")
 		}
+		if fragments++; fragments > maxFragments {
+			return nil, 0, closeWith(ClosePolicy, "message in more than 64 fragments")
+		}
 		if h.Length > int64(fr.maxBytes-len(msg)) {
 			return nil, 0, closeWith(CloseTooBig, "message too big")
 		}
-		if msg, err = fr.payload(h, msg); err != nil {
+		if msg, err = fr.payload(h, msg, fr.maxBytes); err != nil {
 			return nil, 0, err
 		}
 		if !h.Fin {
@@ -165,11 +173,14 @@ func (fr *frameReader) next() ([]byte, ws.StatusCode, error) {
 	}
 }
 
-// payload reads h's payload, unmasked, appended to buf.
-func (fr *frameReader) payload(h ws.Header, buf []byte) ([]byte, error) {
+// payload reads h's payload, unmasked, appended to buf. A buffer too small
+// grows to at least twice its capacity (but not past limit), so that the
+// fragments of a message are copied a few times in all, not each time: an
+// unfragmented message still gets a buffer of exactly its size.
+func (fr *frameReader) payload(h ws.Header, buf []byte, limit int) ([]byte, error) {
 	start := len(buf)
 	if n := start + int(h.Length); cap(buf) < n {
-		nb := make([]byte, start, n)
+		nb := make([]byte, start, max(n, min(2*cap(buf), limit)))
 		copy(nb, buf)
 		buf = nb
 	}

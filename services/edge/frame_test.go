@@ -97,6 +97,9 @@ func frameReaderCases() []frameReaderCase {
 		{name: "fragments over maxBytes", in: frameStream(clientFrame(ws.OpText, false, big[:1000]), clientFrame(ws.OpContinuation, true, big[:25])), code: CloseTooBig},
 		{name: "64-bit length with the MSB set", in: rawHeader(0x81, 0x80|127, 0x80, 0, 0, 0, 0, 0, 0, 0), code: CloseProtocolError},
 		{name: "64-bit length of 2^62", in: rawHeader(0x81, 0x80|127, 0x40, 0, 0, 0, 0, 0, 0, 0), code: CloseTooBig},
+		{name: "message in 64 fragments", in: fragmented(big[:128], 2), msgs: []string{string(big[:128])}, ioEnds: true},
+		{name: "message in 65 fragments", in: fragmented(big[:130], 2), code: ClosePolicy},
+		{name: "65 fragments with pings between", in: frameStream(fragmented(big[:65], 1)[:64*7], clientFrame(ws.OpPing, true, nil), clientFrame(ws.OpContinuation, true, []byte("a"))), pings: []string{""}, code: ClosePolicy},
 		{name: "invalid UTF-8", in: clientFrame(ws.OpText, true, []byte("a\xffb")), code: CloseInvalidPayload},
 		{name: "UTF-16 surrogate", in: clientFrame(ws.OpText, true, []byte("\xed\xa0\x80")), code: CloseInvalidPayload},
 		{name: "truncated header", in: []byte{0x81}, ioEnds: true},
@@ -196,7 +199,7 @@ func checkReadErr(t *testing.T, err error, code ws.StatusCode) {
 	switch {
 	case errors.As(err, &ce):
 		switch ce.code {
-		case CloseProtocolError, CloseUnsupported, CloseInvalidPayload, CloseTooBig:
+		case CloseProtocolError, CloseUnsupported, CloseInvalidPayload, ClosePolicy, CloseTooBig:
 		default:
 			t.Fatalf("closed with code %d (%s)", ce.code, ce.reason)
 		}
@@ -271,6 +274,67 @@ func TestPingAndCloseFrames(t *testing.T) {
 		p, _ := io.ReadAll(r)
 		if int64(len(p)) != h.Length || ws.StatusCode(binary.BigEndian.Uint16(p)) != CloseTryAgain || !strings.HasPrefix(reason, string(p[2:])) {
 			t.Errorf("closeFrame(%q): payload %q", reason, p)
+		}
+	}
+}
+
+// fragmented is text of payload in fragments of size bytes, masked.
+func fragmented(payload []byte, size int) []byte {
+	var parts [][]byte
+	for i := 0; i < len(payload); i += size {
+		op := ws.OpContinuation
+		if i == 0 {
+			op = ws.OpText
+		}
+		end := min(i+size, len(payload))
+		parts = append(parts, clientFrame(op, end == len(payload), payload[i:end]))
+	}
+	return frameStream(parts...)
+}
+
+// A message in the most fragments allowed is joined in a buffer that grows
+// geometrically: a few allocations, not one per fragment.
+func TestFragmentedMessageAllocations(t *testing.T) {
+	payload := bytes.Repeat([]byte("a"), maxFragments*1000)
+	in := fragmented(payload, 1000)
+	r := bytes.NewReader(in)
+	fr := frameReader{r: r, maxBytes: 64 << 10, onPing: func([]byte) {}, onFrame: func() {}}
+	allocs := testing.AllocsPerRun(20, func() {
+		r.Reset(in)
+		msg, _, err := fr.next()
+		if err != nil || len(msg) != len(payload) {
+			t.Fatalf("next: %d bytes, %v", len(msg), err)
+		}
+	})
+	if allocs > 12 {
+		t.Fatalf("a message in %d fragments took %v allocations", maxFragments, allocs)
+	}
+}
+
+// BenchmarkFrameReaderFragments reads a 65,000-byte message sent in
+// 65,000 one-byte fragments: the reader gives up at fragment 65.
+func BenchmarkFrameReaderFragments(b *testing.B) {
+	in := fragmented(bytes.Repeat([]byte(" "), 65000), 1)
+	r := bytes.NewReader(in)
+	fr := frameReader{r: r, maxBytes: 64 << 10, onPing: func([]byte) {}, onFrame: func() {}}
+	b.ReportAllocs()
+	for b.Loop() {
+		r.Reset(in)
+		_, _, _ = fr.next()
+	}
+}
+
+// BenchmarkFrameReader64Fragments reads a 64,000-byte message in the most
+// fragments allowed, 64 of 1,000 bytes.
+func BenchmarkFrameReader64Fragments(b *testing.B) {
+	in := fragmented(bytes.Repeat([]byte(" "), 64000), 1000)
+	r := bytes.NewReader(in)
+	fr := frameReader{r: r, maxBytes: 64 << 10, onPing: func([]byte) {}, onFrame: func() {}}
+	b.ReportAllocs()
+	for b.Loop() {
+		r.Reset(in)
+		if _, _, err := fr.next(); err != nil {
+			b.Fatal(err)
 		}
 	}
 }
