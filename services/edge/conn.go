@@ -42,7 +42,7 @@ type conn struct {
 	// Owned by the reader (rmu).
 	rooms    map[string]*room        // joined conversations by id
 	failures window                  // authentication and authorization failures
-	invalid  window                  // invalid commands
+	invalid  window                  // invalid and refused commands
 	buckets  map[string]*localBucket // rate limits while the service is down
 
 	// Guarded by qmu: the send queue.

@@ -100,9 +100,11 @@ func (c *conn) reply(now time.Time, cmd command, data any, err error) error {
 	c.send(errorReply(cmd.ID, e))
 	cfg := &c.s.cfg
 	switch e.Code {
-	case errs.CodeValidation:
+	case errs.CodeValidation, errs.CodeRateLimited:
+		// A refused command counts like an invalid one: a socket that only
+		// floods is closed rather than answered for ever.
 		if c.invalid.hit(now, cfg.InvalidFrameLimit, time.Minute) {
-			return closeWith(ClosePolicy, "too many invalid commands")
+			return closeWith(ClosePolicy, "too many invalid or refused commands")
 		}
 	case errs.CodeUnauthenticated, errs.CodeForbidden:
 		if c.failures.hit(now, cfg.AuthFailureLimit, cfg.AuthFailureWindow) {

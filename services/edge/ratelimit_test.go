@@ -1,6 +1,7 @@
 package edge
 
 import (
+	"errors"
 	"io"
 	"log/slog"
 	"net"
@@ -76,17 +77,39 @@ func TestLocallyRefusedFrame(t *testing.T) {
 	}
 }
 
+// A connection that sends only refused commands is closed with 1008 at
+// the InvalidFrameLimit-th refusal, each refusal answered first.
+func TestRefusedCommandsClose1008(t *testing.T) {
+	c := refusalRig(t)
+	limit := c.s.cfg.InvalidFrameLimit
+	for i := 1; i < limit; i++ {
+		if err := c.handle(floodFrame); err != nil {
+			t.Fatalf("refusal %d of %d closed the connection: %v", i, limit, err)
+		}
+	}
+	var ce *closeError
+	if err := c.handle(floodFrame); !errors.As(err, &ce) || ce.code != ClosePolicy {
+		t.Fatalf("refusal %d: %v, want a close with 1008", limit, err)
+	}
+	var m dto.Metric
+	if err := c.s.metrics.commands.WithLabelValues("message:send", errs.CodeRateLimited).Write(&m); err != nil || m.GetCounter().GetValue() != float64(limit) {
+		t.Fatalf("%v refusals answered, want %d (%v)", m.GetCounter().GetValue(), limit, err)
+	}
+}
+
 // BenchmarkLocallyRefusedFrame is the whole cost of a flood frame at the
-// edge: decode, the local denial, the rendered reply queued on the socket.
+// edge: decode, the local denial, the rendered reply queued on the socket,
+// the refusal counted toward the close.
 func BenchmarkLocallyRefusedFrame(b *testing.B) {
 	c := refusalRig(b)
 	b.ReportAllocs()
 	for b.Loop() {
+		c.invalid.times = c.invalid.times[:0] // never reach the close
 		if err := c.handle(floodFrame); err != nil {
 			b.Fatal(err)
 		}
-		if len(c.invalid.times) > 0 {
-			b.Fatal("counted as invalid")
+		if len(c.invalid.times) != 1 {
+			b.Fatal("the refusal was not counted toward the close")
 		}
 	}
 }

@@ -51,8 +51,8 @@ type Config struct {
 	// Default 5 within 1 minute.
 	AuthFailureLimit  int
 	AuthFailureWindow time.Duration
-	// InvalidFrameLimit invalid commands within a minute close the
-	// connection with 1008. Default 10.
+	// InvalidFrameLimit invalid or refused (rate-limited) commands within
+	// a minute close the connection with 1008. Default 10.
 	InvalidFrameLimit int
 	// SweepInterval is how often pings, idle and expiry are checked.
 	// Default 1s.

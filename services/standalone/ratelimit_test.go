@@ -61,16 +61,18 @@ func hasLabelValue(m *dto.Metric, v string) bool {
 
 // One user with three connections on two edges, two ratelimit instances,
 // everyone sending as fast as possible: exactly the limit is admitted.
+// (Each connection gets about 30 refusals: the close for repeated refusals
+// is set out of the way, it is not what this test is about.)
 func TestLimitHoldsAcrossConnectionsEdgesAndInstances(t *testing.T) {
 	set := limitSet(t, "message:send=30/1h,default=100000/1s")
-	f := start(t, func(c *Config) { c.Edge.Limits = set })
+	f := start(t, func(c *Config) { c.Edge.Limits = set; c.Edge.InvalidFrameLimit = 1000 })
 	nc := natstest.Conn(t, f.sys.NATS)
 	second, err := ratelimit.New(context.Background(), nc, ratelimit.Config{Limits: set, Logger: testLogger()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = second.Stop(context.Background()) })
-	f2 := serveEdge(t, f, natstest.Conn(t, f.sys.NATS), edge.Config{Limits: set})
+	f2 := serveEdge(t, f, natstest.Conn(t, f.sys.NATS), edge.Config{Limits: set, InvalidFrameLimit: 1000})
 
 	conns := []*client{f.dial("acme", "alice"), f.dial("acme", "alice"), f2.dial("acme", "alice")}
 	conv := conns[0].create("bob")
@@ -107,34 +109,33 @@ func TestLimitHoldsAcrossConnectionsEdgesAndInstances(t *testing.T) {
 }
 
 // A flood of 10,000 frames from one client: at most the bucket's capacity
-// is admitted, the edge asks the ratelimit service only a few times, and
-// another user of the same edge keeps being served.
+// is admitted, the refusals are made at the edge (the ratelimit service is
+// asked only a few times), the socket is closed with 1008 at the tenth
+// refusal (InvalidFrameLimit), and another user of the same edge keeps
+// being served throughout.
 func TestFloodIsRefusedAtTheEdge(t *testing.T) {
 	reg := obs.NewRegistry()
 	set := limitSet(t, "default=100000/1s") // message:send keeps its 10 per minute
-	f := start(t, func(c *Config) { c.Edge.Limits = set; c.Registry = reg; c.Edge.SendQueueFrames = 20000 })
+	f := start(t, func(c *Config) { c.Edge.Limits = set; c.Registry = reg })
 	mallory, bob := f.dial("acme", "mallory"), f.dial("acme", "bob")
 	conv := mallory.create("bob")
 	bob.join(conv)
 
 	checksBefore := counter(t, reg, "switchboard_edge_rate_checks_total", "allowed") + counter(t, reg, "switchboard_edge_rate_checks_total", "denied")
-	var flood []byte
+	var flood [][]byte
 	for i := range 10000 {
-		flood = append(flood, fmt.Sprintf(`{"type":"message:send","data":{"conversationId":%q,"content":"spam","clientMsgId":"f%d"}}`, conv, i)...)
-		flood = append(flood, '\n')
+		flood = append(flood, fmt.Appendf(nil, `{"type":"message:send","data":{"conversationId":%q,"content":"spam","clientMsgId":"f%d"}}`, conv, i))
 	}
-	done := make(chan struct{})
+	done := make(chan int)
 	go func() {
-		defer close(done)
-		start := 0
-		for i, b := range flood {
-			if b == '\n' {
-				if err := mallory.SendText(flood[start:i]); err != nil {
-					return
-				}
-				start = i + 1
+		sent := 0
+		for _, frame := range flood {
+			if mallory.SendText(frame) != nil {
+				break // closed by the edge
 			}
+			sent++
 		}
+		done <- sent
 	}()
 	// bob is served while the flood goes on.
 	var lat []time.Duration
@@ -143,15 +144,9 @@ func TestFloodIsRefusedAtTheEdge(t *testing.T) {
 		bob.do("conversation:list", nil)
 		lat = append(lat, time.Since(t0))
 	}
-	<-done
-	// Wait for the edge to have answered every frame.
-	deadline := time.Now().Add(20 * time.Second)
-	for counter(t, reg, "switchboard_edge_commands_total", "rate_limited")+counter(t, reg, "switchboard_edge_commands_total", "ok") < 10000 {
-		if time.Now().After(deadline) {
-			t.Fatal("the edge did not answer the flood in time")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	closedWith(t, mallory.Client, 1008)
+	sent := <-done
+	refused := counter(t, reg, "switchboard_edge_commands_total", "rate_limited")
 	checks := counter(t, reg, "switchboard_edge_rate_checks_total", "allowed") + counter(t, reg, "switchboard_edge_rate_checks_total", "denied") - checksBefore
 	local := counter(t, reg, "switchboard_edge_rate_checks_total", "local_denied")
 	h := decode[struct {
@@ -159,20 +154,45 @@ func TestFloodIsRefusedAtTheEdge(t *testing.T) {
 	}](t, bob.do("conversation:history", map[string]any{"conversationId": conv, "limit": 200}))
 	admitted := len(h.Events) - 1
 	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
-	t.Logf("flood: %d admitted, %v NATS checks (the 10,000 sends and bob's 20 lists), %v refused locally; bob's list during the flood: p50 %v max %v",
-		admitted, checks, local, lat[len(lat)/2], lat[len(lat)-1])
+	t.Logf("flood: %d frames written before the close, %d admitted, %v refused (%v locally), %v NATS checks (the sends and bob's 20 lists); bob's list during the flood: p50 %v max %v",
+		sent, admitted, refused, local, checks, lat[len(lat)/2], lat[len(lat)-1])
 	if admitted > 10 {
 		t.Fatalf("%d of the flood admitted, want at most 10", admitted)
+	}
+	if refused != 10 {
+		t.Fatalf("%v refusals answered before the close, want 10 (InvalidFrameLimit)", refused)
+	}
+	if local == 0 {
+		t.Fatal("no refusal was made at the edge: every one asked the ratelimit service")
 	}
 	if checks > 10+1+20+5 { // 10 admitted, 1 denial, bob's 20 lists, a few races
 		t.Fatalf("%v rate-limit checks went to NATS for a flood refused at the edge", checks)
 	}
-	if local < 9000 {
-		t.Fatalf("only %v frames refused locally", local)
-	}
 	if lat[len(lat)-1] > 2*time.Second {
 		t.Fatalf("bob waited %v during the flood", lat[len(lat)-1])
 	}
+	bob.stillServes()
+}
+
+// A connection that sends only rate-limited commands is closed with 1008
+// at the tenth refusal within a minute, every refusal answered first;
+// another user, and another connection of the same user, are not closed.
+func TestRefusedCommandsClose1008(t *testing.T) {
+	f := start(t, func(c *Config) { c.Edge.Limits = limitSet(t, "message:send=1/1h,default=100000/1s") })
+	bob := f.dial("acme", "bob")
+	alice, alice2 := f.dial("acme", "alice"), f.dial("acme", "alice")
+	conv := alice.create("bob")
+	alice.send(conv, "the one admitted")
+	for i := 1; i <= 10; i++ {
+		alice.fails("message:send", map[string]any{"conversationId": conv, "content": "x", "clientMsgId": fmt.Sprintf("r%d", i)}, "rate-limit-exceeded", "rate_limited")
+		if i < 10 {
+			alice.stillServes()
+		}
+	}
+	closedWith(t, alice.Client, 1008)
+	bob.stillServes()
+	alice2.fails("message:send", map[string]any{"conversationId": conv, "content": "x", "clientMsgId": "other"}, "rate-limit-exceeded", "rate_limited")
+	alice2.stillServes()
 }
 
 // With the ratelimit service down the edge limits each connection on its
