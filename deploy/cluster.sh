@@ -96,8 +96,8 @@ wait_ready "http://127.0.0.1:$((9101 + off))/readyz"
 service messaging messaging2 messaging 1 SWITCHBOARD_METRICS_LISTEN="127.0.0.1:$((9102 + off))"
 service presence presence presence 1 SWITCHBOARD_METRICS_LISTEN="127.0.0.1:$((9103 + off))"
 service ratelimit ratelimit ratelimit 2 SWITCHBOARD_METRICS_LISTEN="127.0.0.1:$((9104 + off))"
-service edge edge1 edge 0 SWITCHBOARD_LISTEN="127.0.0.1:$((8080 + off))"
-service edge edge2 edge 2 SWITCHBOARD_LISTEN="127.0.0.1:$((8081 + off))"
+service edge edge1 edge 0 SWITCHBOARD_LISTEN="127.0.0.1:$((8080 + off))" SWITCHBOARD_METRICS_LISTEN="127.0.0.1:$((9105 + off))"
+service edge edge2 edge 2 SWITCHBOARD_LISTEN="127.0.0.1:$((8081 + off))" SWITCHBOARD_METRICS_LISTEN="127.0.0.1:$((9106 + off))"
 ready=()
 for p in 9102 9103 9104 8080 8081; do ready+=("http://127.0.0.1:$((p + off))/readyz"); done
 wait_ready "${ready[@]}"
@@ -105,7 +105,7 @@ wait_ready "${ready[@]}"
 cat <<MSG
 Switchboard on a 3-node NATS cluster (logs in $logs/):
   NATS nodes   nats://127.0.0.1:$((4222 + off)) $((4223 + off)) $((4224 + off)) (monitoring http://127.0.0.1:$((8222 + off)) ...)
-  edges        ws://127.0.0.1:$((8080 + off))/ws  ws://127.0.0.1:$((8081 + off))/ws
+  edges        ws://127.0.0.1:$((8080 + off))/ws  ws://127.0.0.1:$((8081 + off))/ws (metrics on 127.0.0.1:$((9105 + off)), $((9106 + off)))
   services     messaging x2, presence, ratelimit (metrics on 127.0.0.1:$((9101 + off))-$((9104 + off)))
   JWT secret   $SWITCHBOARD_JWT_SECRET
 cluster ready; Ctrl-C stops everything.

@@ -32,16 +32,25 @@ type Common struct {
 	PprofListen   string
 }
 
-// Register adds the common flags to fs.
+// DefaultMetricsListen is the metrics listener of a service binary: off,
+// as several may run on one host. The edge binary sets its own default.
+const DefaultMetricsListen = "127.0.0.1:0"
+
+// Register adds the common flags to fs. A MetricsListen already set is the
+// binary's default for -metrics-listen (else DefaultMetricsListen).
 func (c *Common) Register(fs *flag.FlagSet) {
+	metrics := c.MetricsListen
+	if metrics == "" {
+		metrics = DefaultMetricsListen
+	}
 	fs.StringVar(&c.NatsURL, "nats-url", "", "NATS servers to use (comma-separated); required for a service binary")
-	fs.StringVar(&c.MetricsListen, "metrics-listen", "127.0.0.1:0", "Prometheus /metrics, /healthz and /readyz listener (port 0: off)")
+	fs.StringVar(&c.MetricsListen, "metrics-listen", metrics, "Prometheus /metrics, /healthz and /readyz listener (port 0: off)")
 	c.RegisterShared(fs)
 }
 
 // RegisterShared adds the common flags that the standalone binary takes
 // too: all but -nats-url (there it may be empty) and -metrics-listen
-// (there the edge's listener serves /metrics).
+// (the standalone registers its own, with the edge's default).
 func (c *Common) RegisterShared(fs *flag.FlagSet) {
 	fs.StringVar(&c.NatsCreds, "nats-creds", "", "NATS credentials file")
 	fs.IntVar(&c.Replicas, "replicas", 1, "replicas of JetStream streams and buckets")

@@ -52,8 +52,15 @@ type Check func() error
 // Mux returns a mux with /metrics (from gatherer), /healthz (the process
 // answers) and /readyz (every check passes).
 func Mux(gatherer prometheus.Gatherer, ready ...Check) *http.ServeMux {
-	mux := http.NewServeMux()
+	mux := HealthMux(ready...)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{}))
+	return mux
+}
+
+// HealthMux returns a mux with /healthz and /readyz only: for a public
+// listener, which must not show metrics.
+func HealthMux(ready ...Check) *http.ServeMux {
+	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = io.WriteString(w, "ok\n")
 	})

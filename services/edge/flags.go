@@ -12,6 +12,10 @@ import (
 // DefaultListen is the edge's listener when none is given.
 const DefaultListen = "127.0.0.1:8080"
 
+// DefaultMetricsListen is where the edge binary and the standalone serve
+// /metrics by default: loopback, never the public listener.
+const DefaultMetricsListen = "127.0.0.1:9090"
+
 // Flags are the edge's command-line flags (each also SWITCHBOARD_<NAME>),
 // shared by the edge binary and the standalone one.
 type Flags struct {

@@ -98,10 +98,10 @@ type Config struct {
 	// NoPoller gives every connection a reader goroutine instead of
 	// watching idle sockets with epoll (Linux). Default false.
 	NoPoller bool
-	// Registerer gets the edge's metrics and Gatherer serves /metrics.
-	// Default: a fresh registry for both.
+	// Registerer gets the edge's metrics. They are not served by the
+	// edge's Handler (a public listener): whoever owns the registry serves
+	// it on a listener of its own. Default: a fresh registry.
 	Registerer prometheus.Registerer
-	Gatherer   prometheus.Gatherer
 	// Logger. Default slog.Default().
 	Logger *slog.Logger
 }
@@ -155,9 +155,8 @@ func (c *Config) setDefaults() {
 	if c.ID == "" {
 		c.ID = ids.New()
 	}
-	if c.Registerer == nil || c.Gatherer == nil {
-		reg := prometheus.NewRegistry()
-		c.Registerer, c.Gatherer = reg, reg
+	if c.Registerer == nil {
+		c.Registerer = prometheus.NewRegistry()
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
@@ -212,17 +211,20 @@ func New(nc *nats.Conn, cfg Config) (*Server, error) {
 	}
 	s.limiter = newLimiter(s)
 	s.admit = newAdmission(s)
-	s.mux = obs.Mux(cfg.Gatherer, s.ready)
+	s.mux = obs.HealthMux(s.Ready)
 	s.mux.HandleFunc("GET /ws", s.accept)
 	s.janitor.Add(1)
 	go s.sweep()
 	return s, nil
 }
 
-// Handler serves /ws, /healthz, /readyz and /metrics.
+// Handler serves /ws, /healthz and /readyz: nothing else is on the public
+// listener (no /metrics, whose connection gauge names the organizations).
 func (s *Server) Handler() http.Handler { return s.mux }
 
-func (s *Server) ready() error {
+// Ready reports whether the edge takes connections: not draining, and
+// connected to NATS.
+func (s *Server) Ready() error {
 	if s.draining.Load() {
 		return errors.New("draining")
 	}

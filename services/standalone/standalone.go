@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -40,6 +41,10 @@ type Config struct {
 	Listen string
 	// Listener, when set, is used instead of Listen.
 	Listener net.Listener
+	// MetricsListen is the listener of /metrics (every part's, one
+	// registry), /healthz and /readyz; the edge's public listener serves
+	// no metrics. Default "": none (port 0 is a random port).
+	MetricsListen string
 
 	Edge      edge.Config
 	Messaging messaging.Config
@@ -48,8 +53,8 @@ type Config struct {
 	// the service enforces.
 	RateLimit ratelimit.Config
 
-	// Registry gets every service's metrics, served on the edge's
-	// /metrics. Default: a fresh one.
+	// Registry gets every service's metrics, served on MetricsListen.
+	// Default: a fresh one.
 	Registry *prometheus.Registry
 	Logger   *slog.Logger
 }
@@ -62,9 +67,11 @@ type System struct {
 	Presence  *presence.Service
 	RateLimit *ratelimit.Limiter
 
-	ln    net.Listener
-	conns []*nats.Conn
-	serve chan error
+	ln      net.Listener
+	metrics *http.Server // nil without MetricsListen
+	mln     net.Listener
+	conns   []*nats.Conn
+	serve   chan error
 }
 
 // Start starts the system and returns once every part is ready.
@@ -131,7 +138,7 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 	}
 
 	ec := cfg.Edge
-	ec.Registerer, ec.Gatherer, ec.Logger = cfg.Registry, cfg.Registry, cfg.Logger
+	ec.Registerer, ec.Logger = cfg.Registry, cfg.Logger
 	if nc, err = connect("edge"); err != nil {
 		return nil, err
 	}
@@ -143,6 +150,9 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 		if sys.ln, err = net.Listen("tcp", cfg.Listen); err != nil {
 			return nil, err
 		}
+	}
+	if err := sys.serveMetrics(cfg); err != nil {
+		return nil, err
 	}
 	go func() { sys.serve <- sys.Edge.Serve(sys.ln) }()
 	return sys, nil
@@ -158,8 +168,36 @@ func (s *System) inProcess() nats.InProcessConnProvider {
 	return s.NATS
 }
 
+// serveMetrics starts the metrics listener, when there is one.
+func (s *System) serveMetrics(cfg Config) error {
+	if cfg.MetricsListen == "" {
+		return nil
+	}
+	ln, err := net.Listen("tcp", cfg.MetricsListen)
+	if err != nil {
+		return fmt.Errorf("metrics listener: %w", err)
+	}
+	s.mln = ln
+	s.metrics = &http.Server{Handler: obs.Mux(cfg.Registry, s.Edge.Ready), ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		if err := s.metrics.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			cfg.Logger.Error("metrics listener", "err", err)
+		}
+	}()
+	cfg.Logger.Info("metrics listening", "addr", ln.Addr().String())
+	return nil
+}
+
 // Addr is the edge's listening address.
 func (s *System) Addr() string { return s.ln.Addr().String() }
+
+// MetricsAddr is the metrics listener's address ("" without one).
+func (s *System) MetricsAddr() string {
+	if s.mln == nil {
+		return ""
+	}
+	return s.mln.Addr().String()
+}
 
 // NatsURL is the URL of the embedded server ("" with an external NATS).
 func (s *System) NatsURL() string {
@@ -196,6 +234,9 @@ func (s *System) close() {
 	}
 	if s.ln != nil {
 		_ = s.ln.Close()
+	}
+	if s.metrics != nil {
+		_ = s.metrics.Close()
 	}
 	if s.NATS != nil {
 		s.NATS.Shutdown()

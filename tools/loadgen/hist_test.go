@@ -173,7 +173,7 @@ func TestLoopbackOnly(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.members != 84 || cfg.metricsURL != "http://localhost:18080/metrics" || cfg.srcIPs != 40 {
+	if cfg.members != 84 || cfg.metricsURL != "http://localhost:9090/metrics" || cfg.srcIPs != 40 {
 		t.Errorf("members %d metrics %s source addresses %d", cfg.members, cfg.metricsURL, cfg.srcIPs)
 	}
 	if cfg, err := parseFlags([]string{"-url", "ws://[::1]:18080/ws", "-secret", "x"}, &strings.Builder{}); err != nil || cfg.srcIPs != 1 {

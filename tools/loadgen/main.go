@@ -150,7 +150,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs := flag.NewFlagSet("loadgen", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&cfg.url, "url", "ws://127.0.0.1:8080/ws", "edge WebSocket URL (loopback only)")
-	fs.StringVar(&cfg.metricsURL, "metrics-url", "", "server /metrics URL: memory in idle mode, server CPU in send mode (default: http://<url host>/metrics)")
+	fs.StringVar(&cfg.metricsURL, "metrics-url", "", "server /metrics URL: memory in idle mode, server CPU in send mode (default: http://<url host>:9090/metrics, the metrics listener of the standalone and the edge)")
 	fs.StringVar(&cfg.secret, "secret", os.Getenv("SWITCHBOARD_JWT_SECRET"), "HS256 secret of the server (default $SWITCHBOARD_JWT_SECRET)")
 	fs.StringVar(&cfg.org, "org", "loadtest", "organization of the load users")
 	fs.StringVar(&cfg.mode, "mode", "send", "send or idle")
@@ -193,7 +193,8 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 		return nil, fmt.Errorf("-url: %w", err)
 	}
 	if cfg.metricsURL == "" {
-		cfg.metricsURL = "http://" + u.Host + "/metrics"
+		// The edge serves no metrics on its WebSocket listener.
+		cfg.metricsURL = "http://" + net.JoinHostPort(u.Hostname(), "9090") + "/metrics"
 	}
 	mu, err := url.Parse(cfg.metricsURL)
 	if err != nil || mu.Scheme != "http" {

@@ -14,7 +14,9 @@ import (
 
 func main() {
 	fs := flag.NewFlagSet("edge", flag.ExitOnError)
-	var common cli.Common
+	// Metrics are on their own listener, on loopback by default: the
+	// public one has none.
+	common := cli.Common{MetricsListen: edge.DefaultMetricsListen}
 	common.Register(fs)
 	var flags edge.Flags
 	flags.Register(fs)
@@ -23,7 +25,7 @@ func main() {
 		if err != nil {
 			return nil, err
 		}
-		cfg.Registerer, cfg.Gatherer, cfg.Logger = env.Registry, env.Registry, env.Log
+		cfg.Registerer, cfg.Logger = env.Registry, env.Log
 		s, err := edge.New(env.NC, cfg)
 		if err != nil {
 			return nil, err

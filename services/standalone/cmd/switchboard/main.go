@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -32,6 +33,7 @@ func main() {
 	dataDir := fs.String("data-dir", natsembed.DefaultDir, "JetStream store of the embedded server")
 	natsListen := fs.String("nats-listen", "127.0.0.1:4222", "client listener of the embedded server, for internal services")
 	retention := fs.Duration("retention", messaging.DefaultRetention, "how long conversation events are kept")
+	metricsListen := fs.String("metrics-listen", edge.DefaultMetricsListen, "Prometheus /metrics, /healthz and /readyz listener, every service's (empty or port 0: off; the WebSocket listener serves no metrics)")
 	presenceTTL := fs.Duration("presence-ttl", presence.DefaultTTL, "a connection without a heartbeat for this long is offline")
 	presenceGrace := fs.Duration("presence-grace", presence.DefaultGrace, "how long a user without connections stays shown before offline")
 	var ef edge.Flags
@@ -55,12 +57,13 @@ func main() {
 	defer cancel()
 	sys, err := standalone.Start(ctx, standalone.Config{
 		NatsURL: *natsURL, NatsCreds: common.NatsCreds, DataDir: *dataDir, NatsListen: *natsListen,
-		Listen:    ef.Listen,
-		Edge:      ec,
-		Messaging: messaging.Config{Replicas: common.Replicas, Retention: *retention},
-		Presence:  presence.Config{Replicas: common.Replicas, TTL: *presenceTTL, Grace: *presenceGrace},
-		RateLimit: ratelimit.Config{Replicas: common.Replicas},
-		Logger:    log,
+		Listen:        ef.Listen,
+		MetricsListen: metricsAddr(*metricsListen),
+		Edge:          ec,
+		Messaging:     messaging.Config{Replicas: common.Replicas, Retention: *retention},
+		Presence:      presence.Config{Replicas: common.Replicas, TTL: *presenceTTL, Grace: *presenceGrace},
+		RateLimit:     ratelimit.Config{Replicas: common.Replicas},
+		Logger:        log,
 	})
 	if err != nil {
 		log.Error("start", "err", err)
@@ -82,6 +85,15 @@ func main() {
 	if err := sys.Shutdown(sctx); err != nil {
 		log.Warn("shutdown", "err", err)
 	}
+}
+
+// metricsAddr is the metrics listener to start: none for "" or port 0, as
+// for every other binary's SWITCHBOARD_METRICS_LISTEN.
+func metricsAddr(listen string) string {
+	if strings.HasSuffix(listen, ":0") {
+		return ""
+	}
+	return listen
 }
 
 // printDevStart tells a developer how to connect, loudly.
