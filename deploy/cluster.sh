@@ -82,7 +82,7 @@ urls() { # user, then the node to try first
 }
 
 export SWITCHBOARD_REPLICAS=3
-export SWITCHBOARD_JWT_SECRET=${SWITCHBOARD_JWT_SECRET:-cluster-demo-secret-change-me}
+export SWITCHBOARD_JWT_SECRET=${SWITCHBOARD_JWT_SECRET:-cluster-demo-secret-change-me-0123456789}
 service() { # binary log user first-node, then VAR=value...
   local bin=$1 log=$2 user=$3 first=$4
   shift 4

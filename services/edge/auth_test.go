@@ -23,6 +23,10 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 )
 
+// testSecret is the HS256 secret of every test edge: long enough
+// (MinSecretBytes) to be accepted.
+var testSecret = []byte("edge-test-secret-0123456789abcdef")
+
 // testKeys are the keys of one test run, generated fresh.
 type testKeys struct {
 	secret     []byte
@@ -39,7 +43,7 @@ type testKeys struct {
 
 func newTestKeys(t *testing.T) *testKeys {
 	t.Helper()
-	k := &testKeys{secret: []byte("edge-test-secret-0123456789abcdef")}
+	k := &testKeys{secret: testSecret}
 	var err error
 	if k.rsa, err = rsa.GenerateKey(rand.Reader, 2048); err != nil {
 		t.Fatal(err)
@@ -96,7 +100,17 @@ func claimsOf(mod func(jwt.MapClaims)) jwt.MapClaims {
 
 func signWith(t *testing.T, m jwt.SigningMethod, key any, c jwt.MapClaims) string {
 	t.Helper()
-	s, err := jwt.NewWithClaims(m, c).SignedString(key)
+	return signKid(t, m, key, nil, c)
+}
+
+// signKid signs c with a kid header (none when kid is nil).
+func signKid(t *testing.T, m jwt.SigningMethod, key any, kid any, c jwt.MapClaims) string {
+	t.Helper()
+	tok := jwt.NewWithClaims(m, c)
+	if kid != nil {
+		tok.Header["kid"] = kid
+	}
+	s, err := tok.SignedString(key)
 	if err != nil {
 		t.Fatalf("sign %s: %v", m.Alg(), err)
 	}
@@ -130,6 +144,11 @@ func TestVerifier(t *testing.T) {
 	rsaOnly := AuthConfig{PublicKeys: []crypto.PublicKey{&k.rsa.PublicKey}}
 	hsAndRSA := AuthConfig{Secret: k.secret, PublicKeys: []crypto.PublicKey{&k.rsa.PublicKey}}
 	withIssAud := AuthConfig{Secret: k.secret, Issuer: "https://id.example.com", Audience: "switchboard"}
+	byID := AuthConfig{KeysByID: map[string][]crypto.PublicKey{"k1": {&k.rsa.PublicKey}, "k2": {&k.rsa2.PublicKey}, "e1": {&k.ec.PublicKey}}}
+	maxHour := AuthConfig{Secret: k.secret, MaxLifetime: time.Hour}
+	rs := func(key *rsa.PrivateKey, kid any) string {
+		return signKid(t, jwt.SigningMethodRS256, key, kid, claimsOf(nil))
+	}
 	hs := func(mod func(jwt.MapClaims)) string {
 		return signWith(t, jwt.SigningMethodHS256, k.secret, claimsOf(mod))
 	}
@@ -207,6 +226,28 @@ func TestVerifier(t *testing.T) {
 		{"wrong aud", withIssAud, hs(func(c jwt.MapClaims) { c["iss"] = "https://id.example.com"; c["aud"] = "other" }), false},
 		{"missing aud", withIssAud, hs(func(c jwt.MapClaims) { c["iss"] = "https://id.example.com" }), false},
 		{"iss and aud ignored when not configured", hsOnly, hs(func(c jwt.MapClaims) { c["iss"] = "anyone"; c["aud"] = "anything" }), true},
+
+		{"kid selects its key", byID, rs(k.rsa, "k1"), true},
+		{"kid selects the second RSA key", byID, rs(k.rsa2, "k2"), true},
+		{"kid of ES256 key", byID, signKid(t, jwt.SigningMethodES256, k.ec, "e1", claimsOf(nil)), true},
+		{"no kid: every key of the algorithm is tried", byID, rs(k.rsa2, nil), true},
+		{"kid of another key of the algorithm", byID, rs(k.rsa, "k2"), false},
+		{"unknown kid", byID, rs(k.rsa, "k9"), false},
+		{"empty kid", byID, rs(k.rsa, ""), false},
+		{"kid not a string", byID, rs(k.rsa, 1), false},
+		{"kid of a key of another algorithm", byID, rs(k.rsa, "e1"), false},
+		{"kid with only keys without kid", rsaOnly, rs(k.rsa, "k1"), false},
+		{"HS256 with a kid: checked against the secret", hsOnly, signKid(t, jwt.SigningMethodHS256, k.secret, "anything", claimsOf(nil)), true},
+
+		{"lifetime of exactly the maximum", maxHour, hs(nil), true},
+		{"lifetime over the maximum", maxHour, hs(set("iat", now.Add(-time.Minute).Unix())), false},
+		{"lifetime under the maximum", maxHour, hs(func(c jwt.MapClaims) {
+			c["iat"] = now.Add(-30 * time.Second).Unix()
+			c["exp"] = now.Add(59*time.Minute + 20*time.Second).Unix()
+		}), true},
+		{"no iat with a maximum lifetime", maxHour, hs(del("iat")), false},
+		{"no iat without a maximum lifetime", hsOnly, hs(del("iat")), true},
+		{"long lifetime without a maximum", hsOnly, hs(set("iat", now.Add(-30*24*time.Hour).Unix())), true},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -261,12 +302,12 @@ func tamper(t *testing.T, token string, mod func(jwt.MapClaims)) string {
 }
 
 func TestVerifierLeeway(t *testing.T) {
-	v := mustVerifier(t, AuthConfig{Secret: []byte("s3cret-s3cret-s3cret"), Leeway: time.Minute})
-	tok := signWith(t, jwt.SigningMethodHS256, []byte("s3cret-s3cret-s3cret"), claimsOf(func(c jwt.MapClaims) { c["exp"] = time.Now().Add(-30 * time.Second).Unix() }))
+	v := mustVerifier(t, AuthConfig{Secret: testSecret, Leeway: time.Minute})
+	tok := signWith(t, jwt.SigningMethodHS256, testSecret, claimsOf(func(c jwt.MapClaims) { c["exp"] = time.Now().Add(-30 * time.Second).Unix() }))
 	if _, err := v.Verify(tok); err != nil {
 		t.Fatalf("a token expired 30s ago refused with a 1m leeway: %v", err)
 	}
-	tok = signWith(t, jwt.SigningMethodHS256, []byte("s3cret-s3cret-s3cret"), claimsOf(func(c jwt.MapClaims) { c["exp"] = time.Now().Add(-2 * time.Minute).Unix() }))
+	tok = signWith(t, jwt.SigningMethodHS256, testSecret, claimsOf(func(c jwt.MapClaims) { c["exp"] = time.Now().Add(-2 * time.Minute).Unix() }))
 	if _, err := v.Verify(tok); err == nil {
 		t.Fatal("a token expired 2m ago accepted with a 1m leeway")
 	}
@@ -281,6 +322,11 @@ func TestNewVerifierRefusesBadConfig(t *testing.T) {
 	}{
 		{"no key", AuthConfig{}, ErrNoKey},
 		{"empty secret and no key", AuthConfig{Secret: []byte{}}, ErrNoKey},
+		{"a 1-byte secret", AuthConfig{Secret: []byte("s")}, ErrShortSecret},
+		{"a 31-byte secret", AuthConfig{Secret: testSecret[:MinSecretBytes-1]}, ErrShortSecret},
+		{"a 31-byte secret with a good public key", AuthConfig{Secret: testSecret[:MinSecretBytes-1], PublicKeys: []crypto.PublicKey{&k.rsa.PublicKey}}, ErrShortSecret},
+		{"an empty key id", AuthConfig{KeysByID: map[string][]crypto.PublicKey{"": {&k.rsa.PublicKey}}}, nil},
+		{"a bad key under a key id", AuthConfig{KeysByID: map[string][]crypto.PublicKey{"k1": {&k.ec384.PublicKey}}}, nil},
 		{"ES256 needs P-256", AuthConfig{PublicKeys: []crypto.PublicKey{&k.ec384.PublicKey}}, nil},
 		{"a private key is not a public key", AuthConfig{PublicKeys: []crypto.PublicKey{k.rsa}}, nil},
 		{"unsupported key type", AuthConfig{PublicKeys: []crypto.PublicKey{"not a key"}}, nil},
@@ -295,6 +341,14 @@ func TestNewVerifierRefusesBadConfig(t *testing.T) {
 				t.Fatalf("error %v, want %v", err, tc.is)
 			}
 		})
+	}
+}
+
+func TestSecretOfMinimumLength(t *testing.T) {
+	secret := testSecret[:MinSecretBytes]
+	v := mustVerifier(t, AuthConfig{Secret: secret})
+	if _, err := v.Verify(signWith(t, jwt.SigningMethodHS256, secret, claimsOf(nil))); err != nil {
+		t.Fatalf("a token of a %d-byte secret refused: %v", len(secret), err)
 	}
 }
 

@@ -51,7 +51,7 @@ func newFanoutRig(tb testing.TB, sockets int) *fanoutRig {
 	tb.Helper()
 	nc := natstest.Conn(tb, natstest.Server(tb))
 	s, err := New(nc, Config{
-		Auth:   AuthConfig{Secret: []byte("x")},
+		Auth:   AuthConfig{Secret: testSecret},
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
 	if err != nil {

@@ -25,6 +25,7 @@ type Flags struct {
 	JWTIssuer      string
 	JWTAudience    string
 	JWTLeeway      time.Duration
+	JWTMaxLifetime time.Duration
 	AllowedOrigins string
 	IdleTimeout    time.Duration
 	AwayAfter      time.Duration
@@ -39,11 +40,12 @@ type Flags struct {
 // Register adds the flags to fs.
 func (f *Flags) Register(fs *flag.FlagSet) {
 	fs.StringVar(&f.Listen, "listen", DefaultListen, "WebSocket and HTTP listener")
-	fs.StringVar(&f.JWTSecret, "jwt-secret", "", "HS256 secret")
-	fs.StringVar(&f.JWTPublicKeys, "jwt-public-keys", "", "PEM file(s) of RS256/ES256/EdDSA public keys, comma-separated")
+	fs.StringVar(&f.JWTSecret, "jwt-secret", "", "HS256 secret, at least 32 bytes")
+	fs.StringVar(&f.JWTPublicKeys, "jwt-public-keys", "", "PEM file(s) of RS256/ES256/EdDSA public keys, comma-separated, each file or kid=file (kid: the file name without extension)")
 	fs.StringVar(&f.JWTIssuer, "jwt-issuer", "", "required iss claim, when set")
 	fs.StringVar(&f.JWTAudience, "jwt-audience", "", "required aud claim, when set")
 	fs.DurationVar(&f.JWTLeeway, "jwt-leeway", 0, "clock skew allowed on exp, nbf and iat")
+	fs.DurationVar(&f.JWTMaxLifetime, "jwt-max-lifetime", 0, "refuse tokens whose exp - iat is longer, or without iat (0: no bound)")
 	fs.StringVar(&f.AllowedOrigins, "allowed-origins", "", "comma-separated Origin allow-list (empty: any)")
 	fs.DurationVar(&f.IdleTimeout, "idle-timeout", DefaultIdleTimeout, "close connections silent for this long")
 	fs.DurationVar(&f.AwayAfter, "away-after", DefaultAwayAfter, "a connection without commands for this long is away")
@@ -63,13 +65,19 @@ func (f *Flags) Config() (Config, error) {
 	if !f.HasKey() {
 		return cfg, ErrNoKey
 	}
-	cfg.Auth = AuthConfig{Secret: []byte(f.JWTSecret), Issuer: f.JWTIssuer, Audience: f.JWTAudience, Leeway: f.JWTLeeway}
+	if f.JWTMaxLifetime < 0 {
+		return cfg, errors.New("jwt-max-lifetime must not be negative")
+	}
+	cfg.Auth = AuthConfig{Secret: []byte(f.JWTSecret), Issuer: f.JWTIssuer, Audience: f.JWTAudience, Leeway: f.JWTLeeway, MaxLifetime: f.JWTMaxLifetime}
 	if f.JWTPublicKeys != "" {
-		keys, err := LoadPublicKeys(splitList(f.JWTPublicKeys)...)
+		keys, err := LoadKeyFiles(splitList(f.JWTPublicKeys)...)
 		if err != nil {
 			return cfg, err
 		}
-		cfg.Auth.PublicKeys = keys
+		cfg.Auth.KeysByID = keys
+	}
+	if _, err := NewVerifier(cfg.Auth); err != nil {
+		return cfg, err // a short secret, say: refused before anything starts
 	}
 	cfg.AllowedOrigins = splitList(f.AllowedOrigins)
 	if f.IdleTimeout <= 0 {

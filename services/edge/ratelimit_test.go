@@ -30,7 +30,7 @@ func TestPeriodName(t *testing.T) {
 func refusalRig(tb testing.TB) *conn {
 	tb.Helper()
 	nc := natstest.Conn(tb, natstest.Server(tb))
-	s, err := New(nc, Config{Auth: AuthConfig{Secret: []byte("x")}, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	s, err := New(nc, Config{Auth: AuthConfig{Secret: testSecret}, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -201,6 +201,10 @@ func New(nc *nats.Conn, cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{cfg: cfg, nc: nc, auth: v, log: cfg.Logger.With("service", "edge", "edge", cfg.ID), metrics: m, stop: make(chan struct{})}
+	if cfg.Auth.Issuer == "" && cfg.Auth.Audience == "" {
+		s.log.Warn("no JWT issuer nor audience configured (SWITCHBOARD_JWT_ISSUER, SWITCHBOARD_JWT_AUDIENCE): " +
+			"any token the keys verify is accepted, whoever it was minted for")
+	}
 	s.conns.init()
 	s.limits = s.limitsJSON()
 	s.hub = newHub(s)

@@ -21,11 +21,13 @@
 // spread over source addresses 127.0.0.1..127.0.0.N (-src-ips, by default
 // enough for 50 upgrades/s each).
 //
-// Example, against `make run` style standalone started with
-// SWITCHBOARD_JWT_SECRET=loadsecret and the limits above:
+// Example, against `make run` style standalone started with the limits
+// above and SWITCHBOARD_JWT_SECRET set to a secret of 32 bytes or more
+// (the edge refuses a shorter one), e.g. export
+// SWITCHBOARD_JWT_SECRET=$(openssl rand -hex 32) in the shell of both:
 //
-//	loadgen -url ws://127.0.0.1:8080/ws -secret loadsecret -conns 1000 -rooms 10 -rate 1000 -duration 10s
-//	loadgen -url ws://127.0.0.1:8080/ws -secret loadsecret -mode idle -conns 10000 -duration 70s -json
+//	loadgen -url ws://127.0.0.1:8080/ws -conns 1000 -rooms 10 -rate 1000 -duration 10s
+//	loadgen -url ws://127.0.0.1:8080/ws -secret "$SWITCHBOARD_JWT_SECRET" -mode idle -conns 10000 -duration 70s -json
 package main
 
 import (
