@@ -94,7 +94,7 @@ func clusterLogs(state string) string {
 }
 
 // clusterPorts are the ports deploy/cluster.sh binds with offset 0.
-var clusterPorts = []int{4222, 4223, 4224, 6222, 6223, 6224, 8222, 8223, 8224, 8080, 8081, 9101, 9102, 9103, 9104}
+var clusterPorts = []int{4222, 4223, 4224, 6222, 6223, 6224, 8222, 8223, 8224, 8080, 8081, 9101, 9102, 9103, 9104, 9105, 9106}
 
 // freeOffset finds an offset that puts every port of the script on a free
 // one, below the ephemeral range (32768) where random ports come from.
@@ -160,6 +160,16 @@ func TestClusterScriptLeavesTreeClean(t *testing.T) {
 		sent := alice.send(conv, "across two edges")
 		if m := decode[msgEvent](t, bob.event("message:new").Data); m.Seq != sent.Seq || m.Content != "across two edges" {
 			t.Fatalf("bob got %+v, want seq %d", m, sent.Seq)
+		}
+		// Each edge's metrics are on its own loopback listener, not on its
+		// WebSocket port.
+		for i, port := range []int{9105, 9106} {
+			if code, body := httpGet(t, fmt.Sprintf("http://127.0.0.1:%d/metrics", port+off)); code != 200 || !strings.Contains(body, `switchboard_edge_connections{org="acme"} 1`) {
+				t.Errorf("edge %d's metrics listener: %d, connection gauge shown %v", i+1, code, strings.Contains(body, "switchboard_edge_connections"))
+			}
+			if code, _ := httpGet(t, fmt.Sprintf("http://127.0.0.1:%d/metrics", 8080+i+off)); code != 404 {
+				t.Errorf("edge %d's WebSocket port serves /metrics: %d", i+1, code)
+			}
 		}
 	})
 	for l := range gitStatus(t) {
