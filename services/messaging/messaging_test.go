@@ -3,7 +3,6 @@ package messaging
 import (
 	"context"
 	"fmt"
-	"sync"
 	"testing"
 
 	"github.com/nats-io/nats.go"
@@ -30,12 +29,28 @@ func start(t *testing.T, nc *nats.Conn) *Service {
 
 func who(org, user string) *chatv1.Principal { return &chatv1.Principal{Org: org, User: user} }
 
-// call sends one command as p and fails the test on a transport error.
+// request sends one command as req's principal. It touches no
+// *testing.T, so that goroutines other than the test's can use it.
+func request[Resp svc.Response](nc *nats.Conn, action string, req svc.Request, resp Resp) error {
+	return svc.Call(context.Background(), nc, names.Command(names.Messaging, req.GetPrincipal().GetOrg(), action), req, resp)
+}
+
+// transportErr is err if it is a transport failure (no wire error: the
+// service did not answer, or answered what is not a reply), else nil.
+func transportErr(action string, err error) error {
+	if err != nil && errs.As(err) == errs.Internal {
+		return fmt.Errorf("%s: %w", action, err)
+	}
+	return nil
+}
+
+// call sends one command as req's principal and fails the test on a
+// transport error.
 func call[Resp svc.Response](t *testing.T, nc *nats.Conn, action string, req svc.Request, resp Resp) error {
 	t.Helper()
-	err := svc.Call(context.Background(), nc, names.Command(names.Messaging, req.GetPrincipal().GetOrg(), action), req, resp)
-	if err != nil && errs.As(err) == errs.Internal {
-		t.Fatalf("%s: %v", action, err)
+	err := request(nc, action, req, resp)
+	if terr := transportErr(action, err); terr != nil {
+		t.Fatal(terr)
 	}
 	return err
 }
@@ -58,11 +73,21 @@ func createConv(t *testing.T, nc *nats.Conn, p *chatv1.Principal, others ...stri
 
 func sendMsg(t *testing.T, nc *nats.Conn, p *chatv1.Principal, conv, content, clientID string) *chatv1.SendResponse {
 	t.Helper()
-	var resp chatv1.SendResponse
-	if err := call(t, nc, names.ActionSend, &chatv1.SendRequest{Principal: p, ConversationId: conv, Content: content, ClientMsgId: clientID}, &resp); err != nil {
+	resp, err := trySend(nc, p, conv, content, clientID)
+	if err != nil {
 		t.Fatal(err)
 	}
-	return &resp
+	return resp
+}
+
+// trySend is sendMsg for goroutines other than the test's: any error,
+// wire or transport, is returned.
+func trySend(nc *nats.Conn, p *chatv1.Principal, conv, content, clientID string) (*chatv1.SendResponse, error) {
+	var resp chatv1.SendResponse
+	if err := request(nc, names.ActionSend, &chatv1.SendRequest{Principal: p, ConversationId: conv, Content: content, ClientMsgId: clientID}, &resp); err != nil {
+		return nil, fmt.Errorf("send %s: %w", clientID, err)
+	}
+	return &resp, nil
 }
 
 func TestSendDedupeAndHistory(t *testing.T) {
@@ -140,21 +165,32 @@ func TestTwoInstancesKeepOneChain(t *testing.T) {
 	conv := createConv(t, nc1, alice, "bob")
 
 	const perWorker, workers = 40, 8
-	var wg sync.WaitGroup
+	// The workers report to the test's goroutine, which alone may fail
+	// the test.
+	failed := make(chan error, workers)
 	for w := range workers {
-		wg.Add(1)
 		go func() {
-			defer wg.Done()
 			nc := nc1
 			if w%2 == 1 {
 				nc = nc2
 			}
 			for i := range perWorker {
-				sendMsg(t, nc, alice, conv, "x", fmt.Sprintf("w%d-%d", w, i))
+				if _, err := trySend(nc, alice, conv, "x", fmt.Sprintf("w%d-%d", w, i)); err != nil {
+					failed <- fmt.Errorf("worker %d: %w", w, err)
+					return
+				}
 			}
+			failed <- nil
 		}()
 	}
-	wg.Wait()
+	for range workers {
+		if err := <-failed; err != nil {
+			t.Error(err)
+		}
+	}
+	if t.Failed() {
+		t.FailNow()
+	}
 	b, err := natsx.GetBatch(context.Background(), nc1, names.StreamEvents, names.Store("acme", conv), 1, 1000)
 	if err != nil {
 		t.Fatal(err)
@@ -300,19 +336,20 @@ func TestEditNeverFollowsDelete(t *testing.T) {
 	conv := createConv(t, nc1, alice)
 	for i := range 30 {
 		m := sendMsg(t, nc1, alice, conv, "x", fmt.Sprint(i))
-		var wg sync.WaitGroup
-		wg.Add(2)
+		// Both report to the test's goroutine. The edit may lose the race
+		// (not_found); only a transport failure is one of the test.
+		edited, deleted := make(chan error, 1), make(chan error, 1)
 		go func() {
-			defer wg.Done()
-			_ = call(t, nc1, names.ActionEdit, &chatv1.EditRequest{Principal: alice, ConversationId: conv, MessageId: m.MessageId, Content: "e"}, &chatv1.EditResponse{})
+			err := request(nc1, names.ActionEdit, &chatv1.EditRequest{Principal: alice, ConversationId: conv, MessageId: m.MessageId, Content: "e"}, &chatv1.EditResponse{})
+			edited <- transportErr(names.ActionEdit, err)
 		}()
 		go func() {
-			defer wg.Done()
-			if err := call(t, nc2, names.ActionDelete, &chatv1.DeleteRequest{Principal: alice, ConversationId: conv, MessageId: m.MessageId}, &chatv1.DeleteResponse{}); err != nil {
-				t.Errorf("delete: %v", err)
-			}
+			deleted <- request(nc2, names.ActionDelete, &chatv1.DeleteRequest{Principal: alice, ConversationId: conv, MessageId: m.MessageId}, &chatv1.DeleteResponse{})
 		}()
-		wg.Wait()
+		editErr, deleteErr := <-edited, <-deleted
+		if editErr != nil || deleteErr != nil {
+			t.Fatalf("message %d: edit: %v; delete: %v", i, editErr, deleteErr)
+		}
 	}
 	b, err := natsx.GetBatch(context.Background(), nc1, names.StreamEvents, names.Store("acme", conv), 1, 1000)
 	if err != nil {

@@ -2,6 +2,7 @@ package presence
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -32,18 +33,25 @@ type edge struct {
 	id string
 }
 
+// report sends states and fails the test if the service does not take
+// them; only the test's goroutine may call it.
 func (e edge) report(org string, states ...*chatv1.ConnectionState) {
 	e.t.Helper()
+	if err := e.update(org, states...); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+// update sends states; it touches no *testing.T, so that a goroutine
+// other than the test's can call it.
+func (e edge) update(org string, states ...*chatv1.ConnectionState) error {
 	for _, st := range states {
 		if st.LastActiveMs == 0 {
 			st.LastActiveMs = time.Now().UnixMilli()
 		}
 	}
-	err := svc.Call(context.Background(), e.nc, names.Command(names.Presence, org, names.ActionUpdate),
+	return svc.Call(context.Background(), e.nc, names.Command(names.Presence, org, names.ActionUpdate),
 		&chatv1.PresenceUpdate{Principal: &chatv1.Principal{Org: org, User: e.id}, Edge: e.id, Connections: states}, &chatv1.PresenceUpdateResponse{})
-	if err != nil {
-		e.t.Fatal(err)
-	}
 }
 
 func conn(user, id, status string) *chatv1.ConnectionState {
@@ -168,20 +176,28 @@ func TestCrashedEdgeExpires(t *testing.T) {
 	e.report("acme", conn("carol", "c1", Online), conn("dave", "d1", Online))
 	expectEvent(t, ev, "carol", Online, 2*time.Second)
 	expectEvent(t, ev, "dave", Online, 2*time.Second)
-	// dave's edge keeps renewing; carol's says nothing more.
-	stop := make(chan struct{})
+	// dave's edge keeps renewing; carol's says nothing more. The renewer
+	// hands its first failure to the test's goroutine when stopped.
+	stop, renewed := make(chan struct{}), make(chan error, 1)
 	go func() {
 		for {
 			select {
 			case <-stop:
+				renewed <- nil
 				return
 			case <-time.After(500 * time.Millisecond):
-				e.report("acme", conn("dave", "d1", Online))
+				if err := e.update("acme", conn("dave", "d1", Online)); err != nil {
+					renewed <- fmt.Errorf("renew dave: %w", err)
+					return
+				}
 			}
 		}
 	}()
 	waited := expectEvent(t, ev, "carol", Offline, 5*time.Second)
 	close(stop)
+	if err := <-renewed; err != nil {
+		t.Fatal(err)
+	}
 	if waited < 1500*time.Millisecond {
 		t.Fatalf("carol offline after %v, before her TTL", waited)
 	}
