@@ -151,8 +151,8 @@ func TestClusterScriptLeavesTreeClean(t *testing.T) {
 	before := gitStatus(t)
 	t.Run("run", func(t *testing.T) {
 		off := clusterScript(t)
-		edge1 := &fixture{t: t, url: fmt.Sprintf("ws://127.0.0.1:%d/ws", 8080+off)}
-		edge2 := &fixture{t: t, url: fmt.Sprintf("ws://127.0.0.1:%d/ws", 8081+off)}
+		edge1 := newFixture(t, nil, fmt.Sprintf("ws://127.0.0.1:%d/ws", 8080+off))
+		edge2 := newFixture(t, nil, fmt.Sprintf("ws://127.0.0.1:%d/ws", 8081+off))
 		alice, bob := edge1.dial("acme", "alice"), edge2.dial("acme", "bob")
 		conv := alice.create("bob")
 		alice.join(conv)

@@ -25,12 +25,28 @@ const wait = 5 * time.Second
 
 var secret = []byte("test-secret-0123456789abcdef0123456789")
 
+// fixture is a running system as one test sees it: its helpers, and those
+// of the clients it dials, fail t and clean up when t ends. A subtest takes
+// its own view with f.with(t), else its failures are reported on (and
+// stop) the parent test.
 type fixture struct {
-	t   *testing.T
-	sys *System
-	url string
-	ids atomic.Int64
+	t *testing.T
+	*endpoint
 }
+
+// endpoint is what every view of one fixture shares.
+type endpoint struct {
+	sys *System // nil for an edge of serveEdge without a system
+	url string
+	ids atomic.Int64 // numbers command ids and clientMsgIds
+}
+
+func newFixture(t *testing.T, sys *System, url string) *fixture {
+	return &fixture{t: t, endpoint: &endpoint{sys: sys, url: url}}
+}
+
+// with is f as test t sees it.
+func (f *fixture) with(t *testing.T) *fixture { return &fixture{t: t, endpoint: f.endpoint} }
 
 // start runs a standalone system on a temp dir and a random port.
 func start(t *testing.T, mods ...func(*Config)) *fixture {
@@ -54,7 +70,7 @@ func startWith(t *testing.T, cfg Config) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fixture{t: t, sys: sys, url: "ws://" + sys.Addr() + "/ws"}
+	f := newFixture(t, sys, "ws://"+sys.Addr()+"/ws")
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
@@ -86,11 +102,18 @@ func (f *fixture) dial(org, user string) *client {
 	return &client{Client: c, f: f, name: org + "/" + user}
 }
 
-// client wraps a connection with assertions.
+// client wraps a connection with assertions; they fail the test of its
+// fixture. A subtest that uses a client of its parent takes its own view
+// with c.with(t).
 type client struct {
 	*wsclient.Client
 	f    *fixture
 	name string
+}
+
+// with is c as test t sees it: the same connection, failures on t.
+func (c *client) with(t *testing.T) *client {
+	return &client{Client: c.Client, f: c.f.with(t), name: c.name}
 }
 
 // do runs a command and returns the ack's data, failing on anything else.
@@ -236,9 +259,9 @@ func serveEdge(t *testing.T, f *fixture, nc *nats.Conn, cfg edge.Config) *fixtur
 	}
 	go e.Serve(ln)
 	t.Cleanup(func() { _ = e.Shutdown(context.Background()) })
-	other := &fixture{t: t, url: "ws://" + ln.Addr().String() + "/ws"}
+	var sys *System
 	if f != nil {
-		other.sys = f.sys
+		sys = f.sys
 	}
-	return other
+	return newFixture(t, sys, "ws://"+ln.Addr().String()+"/ws")
 }

@@ -29,6 +29,7 @@ func TestAnotherOrgCannotLearnOfAConversation(t *testing.T) {
 	// not exist.
 	for name, conv := range map[string]string{"real": conv, "made up": "no-such-conversation"} {
 		t.Run(name, func(t *testing.T) {
+			mallory := mallory.with(t)
 			mallory.fails("conversation:join", map[string]any{"conversationId": conv}, "error", "not_found")
 			mallory.fails("conversation:history", map[string]any{"conversationId": conv}, "error", "not_found")
 			mallory.fails("message:send", map[string]any{"conversationId": conv, "content": "x", "clientMsgId": "1"}, "error", "not_found")

@@ -44,6 +44,7 @@ func mintJWT(t *testing.T, m jwt.SigningMethod, key any, c jwt.MapClaims) string
 
 // mintHS signs claims with the fixture's secret.
 func mintHS(t *testing.T, c jwt.MapClaims) string {
+	t.Helper()
 	return mintJWT(t, jwt.SigningMethodHS256, secret, c)
 }
 
@@ -78,6 +79,7 @@ func bearerHeader(tok string) http.Header { return http.Header{"Authorization": 
 // dialRaw dials the fixture's endpoint with opts (query appended to the
 // URL when not empty) and returns what wsclient returns.
 func (f *fixture) dialRaw(query string, opts wsclient.Options) (*wsclient.Client, error) {
+	f.t.Helper()
 	u := f.url
 	if query != "" {
 		u += "?" + query

@@ -116,6 +116,7 @@ func TestUpgradeRefusals(t *testing.T) {
 	}
 	for _, tc := range refused {
 		t.Run("refused/"+tc.name, func(t *testing.T) {
+			f := f.with(t)
 			c, err := f.dialRaw(tc.query, wsclient.Options{Header: tc.header})
 			refusedWith(t, c, err, tc.status)
 		})
@@ -138,6 +139,7 @@ func TestUpgradeRefusals(t *testing.T) {
 	}
 	for _, tc := range accepted {
 		t.Run("accepted/"+tc.name, func(t *testing.T) {
+			f := f.with(t)
 			c, err := f.dialRaw(tc.query, wsclient.Options{Header: tc.header})
 			cl, s := f.accepted(c, err)
 			if s.UserID != tc.wantUser || s.OrgID != "acme" {
@@ -162,6 +164,7 @@ func TestUpgradeRefusals(t *testing.T) {
 	})
 
 	t.Run("after the refusals two users still chat", func(t *testing.T) {
+		f := f.with(t)
 		a, _ := f.accepted(f.dialRaw("", wsclient.Options{Header: bearerHeader(alice)}))
 		b, _ := f.accepted(f.dialRaw("access_token="+url.QueryEscape(bob), wsclient.Options{Header: http.Header{"Origin": {allowed}}}))
 		a.name, b.name = "alice", "bob"
@@ -236,7 +239,7 @@ func TestSessionEvent(t *testing.T) {
 		}
 	})
 	t.Run("one session event", func(t *testing.T) {
-		c1.none("session", 300*time.Millisecond)
+		c1.with(t).none("session", 300*time.Millisecond)
 	})
 	t.Run("configured limits are shown", func(t *testing.T) {
 		g := start(t, func(c *Config) {
@@ -314,15 +317,17 @@ func TestFrameDefectsClose(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
+			f := f.with(t)
 			victim := f.dial("acme", "alice")
 			if err := tc.send(victim); err != nil {
 				t.Fatalf("send: %v", err)
 			}
 			closedWith(t, victim.Client, tc.code)
-			bystander.stillServes()
+			bystander.with(t).stillServes()
 		})
 	}
 	t.Run("a message of exactly 64 KiB is accepted", func(t *testing.T) {
+		f := f.with(t)
 		c := f.dial("acme", "alice")
 		if err := c.SendText(padJSON(`{"id":"exact","type":"ping"}`, big)); err != nil {
 			t.Fatal(err)
@@ -387,6 +392,7 @@ func TestInvalidCommands(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
+			f := f.with(t)
 			c := f.dial("acme", "carol")
 			if err := c.SendText([]byte(tc.frame)); err != nil {
 				t.Fatal(err)
@@ -506,6 +512,7 @@ func TestTenInvalidCommandsClose1008(t *testing.T) {
 func TestFragmentsControlFramesAndClose(t *testing.T) {
 	f := start(t)
 	t.Run("fragmented text is reassembled", func(t *testing.T) {
+		f := f.with(t)
 		c := f.dial("acme", "alice")
 		parts := []string{`{"id":"fr`, `ag","ty`, `pe":"ping"}`}
 		for i, p := range parts {
@@ -603,6 +610,7 @@ func TestKeepAliveAndIdleTimeout(t *testing.T) {
 		c.Edge.SweepInterval = 100 * time.Millisecond
 	})
 	t.Run("the server pings and a client that answers stays", func(t *testing.T) {
+		f := f.with(t)
 		c := f.dial("acme", "alice")
 		time.Sleep(2*idle + 200*time.Millisecond)
 		if n := c.Pings(); n < 2 {
@@ -655,12 +663,15 @@ func TestTokenExpiryOnALiveConnection(t *testing.T) {
 		c.Edge.SweepInterval = 100 * time.Millisecond
 	})
 	// short is a token of alice that expires in 2 to 3 seconds.
-	short := func() (string, time.Time) {
+	short := func(t *testing.T) (string, time.Time) {
+		t.Helper()
 		c := claimsFor("acme", "alice", 3*time.Second)
 		return mintHS(t, c), expOf(c)
 	}
 	dialShort := func(t *testing.T) (*client, time.Time) {
-		tok, exp := short()
+		t.Helper()
+		tok, exp := short(t)
+		f := f.with(t)
 		c, s := f.accepted(f.dialRaw("", wsclient.Options{Header: bearerHeader(tok)}))
 		if s.ExpiresAt != rfc3339ms(exp) {
 			t.Fatalf("session expiresAt %s, want %s", s.ExpiresAt, rfc3339ms(exp))
@@ -734,6 +745,7 @@ func TestTokenExpiryOnALiveConnection(t *testing.T) {
 		})
 	}
 	t.Run("auth:refresh with an invalid token is unauthenticated", func(t *testing.T) {
+		f := f.with(t)
 		c := f.dial("acme", "alice")
 		for _, tok := range []string{
 			mintHS(t, claimsFor("acme", "alice", -time.Minute)),
@@ -800,6 +812,7 @@ func TestRepeatedAuthFailuresClose4003(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
+			f := f.with(t)
 			c := f.dial("acme", "alice")
 			other := f.dial("acme", "alice")
 			for i, fail := range tc.failures {
@@ -810,7 +823,7 @@ func TestRepeatedAuthFailuresClose4003(t *testing.T) {
 			}
 			closedWith(t, c.Client, 4003)
 			other.stillServes()
-			bob.stillServes()
+			bob.with(t).stillServes()
 		})
 	}
 }
@@ -833,7 +846,7 @@ func TestShutdownCloses1012(t *testing.T) {
 		return err
 	}
 	t.Cleanup(func() { _ = shutdown() })
-	f := &fixture{t: t, sys: sys, url: "ws://" + sys.Addr() + "/ws"}
+	f := newFixture(t, sys, "ws://"+sys.Addr()+"/ws")
 	alice, alice2, bob := f.dial("acme", "alice"), f.dial("acme", "alice"), f.dial("acme", "bob")
 	conv := alice.create("bob")
 	alice.join(conv)

@@ -47,7 +47,7 @@ func TestEdgeDeliversInSeqOrder(t *testing.T) {
 	conv := alice.create()
 	last := alice.join(conv).LastSeq
 
-	expect := func(c *client, evs ...*chatv1.Event) {
+	expect := func(t *testing.T, c *client, evs ...*chatv1.Event) {
 		t.Helper()
 		for _, want := range evs {
 			got := decode[msgEvent](t, c.event("message:new").Data)
@@ -58,34 +58,38 @@ func TestEdgeDeliversInSeqOrder(t *testing.T) {
 	}
 
 	t.Run("reordered", func(t *testing.T) {
+		alice := alice.with(t)
 		a := storeEvent(t, js, conv, last, "r1")
 		b := storeEvent(t, js, conv, a.Seq, "r2")
 		publishLive(t, nc, b)
 		publishLive(t, nc, a)
-		expect(alice, a, b)
+		expect(t, alice, a, b)
 		last = b.Seq
 	})
 	t.Run("lost live event is fetched from the stream", func(t *testing.T) {
+		alice := alice.with(t)
 		a := storeEvent(t, js, conv, last, "l1")
 		b := storeEvent(t, js, conv, a.Seq, "l2")
 		c := storeEvent(t, js, conv, b.Seq, "l3")
 		publishLive(t, nc, c) // a and b never come live
-		expect(alice, a, b, c)
+		expect(t, alice, a, b, c)
 		last = c.Seq
 	})
 	t.Run("duplicates are dropped", func(t *testing.T) {
+		alice := alice.with(t)
 		a := storeEvent(t, js, conv, last, "d1")
 		publishLive(t, nc, a)
 		publishLive(t, nc, a)
-		expect(alice, a)
+		expect(t, alice, a)
 		alice.none("message:new", 300*time.Millisecond)
 		last = a.Seq
 	})
 	t.Run("a gap that cannot be filled is passed on", func(t *testing.T) {
+		alice := alice.with(t)
 		// An event whose predecessor is not in the stream (expired, say):
 		// delivered after the wait, the client sees the gap in prevSeq.
 		ghost := &chatv1.Event{ConversationId: conv, Seq: last + 1000, PrevSeq: last + 999, Body: &chatv1.Event_MessageNew{MessageNew: &chatv1.MessageNew{MessageId: "ghost", SenderId: "x", Content: "x"}}}
 		publishLive(t, nc, ghost)
-		expect(alice, ghost)
+		expect(t, alice, ghost)
 	})
 }
