@@ -24,7 +24,7 @@ import (
 	"github.com/switchboard-chat/switchboard/kit/testkit/wsclient"
 )
 
-// Helpers of the protocol conformance tests (protocol_test.go).
+// Helpers of the protocol conformance tests (protocol_*_test.go).
 
 // claimsFor are valid claims for user of org, expiring after ttl.
 func claimsFor(org, user string, ttl time.Duration) jwt.MapClaims {
