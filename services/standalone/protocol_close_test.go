@@ -205,8 +205,15 @@ func metricSum(t *testing.T, addr, name string, labels ...string) float64 {
 }
 
 func TestSlowClientIsClosedAndOthersUnaffected(t *testing.T) {
+	// Whatever waited on dave's stuck socket would wait for the write
+	// timeout, so it is long here; the bounds of this test are a quarter
+	// of it: far below what waiting on dave takes, far above what a
+	// loaded machine adds.
+	const writeTimeout = 20 * time.Second
+	const bound = writeTimeout / 4
 	f := start(t, func(c *Config) {
 		c.Edge.SendQueueFrames = 64
+		c.Edge.WriteTimeout = writeTimeout
 		set, err := limits.Parse(limits.Defaults(), "message:send=100000/1s")
 		if err != nil {
 			t.Fatal(err)
@@ -279,13 +286,13 @@ func TestSlowClientIsClosedAndOthersUnaffected(t *testing.T) {
 
 	// dave's connection is gone soon, though he still reads nothing: a
 	// stuck socket does not hold the server for a whole write timeout.
-	for gone := time.Now().Add(3 * time.Second); ; {
+	for gone := time.Now().Add(bound); ; {
 		n := metricSum(t, addr, "switchboard_edge_connections", `org="acme"`)
 		if n == 2 {
 			break
 		}
 		if time.Now().After(gone) {
-			t.Fatalf("%v acme connections 3s after the overflow, want 2 (alice and carol)", n)
+			t.Fatalf("%v acme connections %v after the overflow, want 2 (alice and carol)", n, bound)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -344,10 +351,13 @@ func TestSlowClientIsClosedAndOthersUnaffected(t *testing.T) {
 	}
 
 	// Latency: from the sender's ack to carol's receipt. A fan-out that
-	// waited on dave's socket would hold every message from the one his
-	// buffers could not take (the first he did not get) until his socket was
-	// closed; one-off stalls of a loaded machine would not move the median
-	// of that stretch.
+	// waited on dave's socket would hold carol's copy of the first message
+	// his buffers could not take (the first he did not get), and of every
+	// one after it, until a write to him timed out: for writeTimeout. A
+	// loaded machine delays a message by milliseconds, at worst by a second
+	// or so, never by a quarter of writeTimeout. (A median over the stretch
+	// dave never got is no better: it spans a fraction of a second, so one
+	// stall of the machine moves it.)
 	var lat, stuck []time.Duration
 	worst, worstAt := time.Duration(0), 0
 	for i, a := range got {
@@ -367,11 +377,8 @@ func TestSlowClientIsClosedAndOthersUnaffected(t *testing.T) {
 	sortDurations(stuck)
 	t.Logf("carol's delivery after the sender's ack: p50 %v, p99 %v, max %v (message %d); p50 %v from message %d on, which dave never got",
 		lat[len(lat)/2], lat[len(lat)*99/100], worst, worstAt, stuck[len(stuck)/2], msgs)
-	if m := stuck[len(stuck)/2]; m > 100*time.Millisecond {
-		t.Fatalf("carol's median latency while dave was stuck: %v: slowed by the slow client", m)
-	}
-	if worst > 3*time.Second {
-		t.Fatalf("carol waited %v for message %d", worst, worstAt)
+	if worst > bound {
+		t.Fatalf("carol waited %v for message %d (dave never got message %d on): held by the slow client", worst, worstAt, msgs)
 	}
 	if n := metricSum(t, addr, "switchboard_edge_send_queue_overflows_total"); n != 1 {
 		t.Fatalf("%v send queue overflows, want 1 (dave's only)", n)
