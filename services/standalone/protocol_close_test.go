@@ -173,7 +173,8 @@ func TestShutdownCloses1012(t *testing.T) {
 
 func sortDurations(d []time.Duration) { sort.Slice(d, func(i, j int) bool { return d[i] < d[j] }) }
 
-// metricSum sums a metric's samples on the edge's /metrics.
+// metricSum sums a metric's samples on the /metrics of the metrics
+// listener at addr.
 func metricSum(t *testing.T, addr, name string, labels ...string) float64 {
 	t.Helper()
 	resp, err := http.Get("http://" + addr + "/metrics")
@@ -181,6 +182,9 @@ func metricSum(t *testing.T, addr, name string, labels ...string) float64 {
 		t.Fatalf("GET /metrics: %v", err)
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /metrics: %s", resp.Status)
+	}
 	sum := 0.0
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
@@ -212,6 +216,7 @@ func TestSlowClientIsClosedAndOthersUnaffected(t *testing.T) {
 	const writeTimeout = 20 * time.Second
 	const bound = writeTimeout / 4
 	f := start(t, func(c *Config) {
+		c.MetricsListen = "127.0.0.1:0"
 		c.Edge.SendQueueFrames = 64
 		c.Edge.WriteTimeout = writeTimeout
 		set, err := limits.Parse(limits.Defaults(), "message:send=100000/1s")
@@ -220,7 +225,7 @@ func TestSlowClientIsClosedAndOthersUnaffected(t *testing.T) {
 		}
 		c.Edge.Limits = set
 	})
-	addr := f.sys.Addr()
+	addr, metrics := f.sys.Addr(), f.sys.MetricsAddr()
 	alice := f.dial("acme", "alice") // sends, never joins
 	carol := f.dial("acme", "carol") // reads everything
 	conv := alice.create("carol", "dave")
@@ -272,7 +277,7 @@ func TestSlowClientIsClosedAndOthersUnaffected(t *testing.T) {
 		a := decode[sendAck](t, alice.do("message:send", map[string]any{"conversationId": conv, "content": content, "clientMsgId": fmt.Sprintf("s-%d", i)}))
 		ackAt[a.Seq] = time.Now()
 		acks = append(acks, a)
-		if overflowAt < 0 && i%25 == 24 && metricSum(t, addr, "switchboard_edge_send_queue_overflows_total") >= 1 {
+		if overflowAt < 0 && i%25 == 24 && metricSum(t, metrics, "switchboard_edge_send_queue_overflows_total") >= 1 {
 			overflowAt = i
 		}
 		if overflowAt >= 0 && i >= overflowAt+50 {
@@ -287,7 +292,7 @@ func TestSlowClientIsClosedAndOthersUnaffected(t *testing.T) {
 	// dave's connection is gone soon, though he still reads nothing: a
 	// stuck socket does not hold the server for a whole write timeout.
 	for gone := time.Now().Add(bound); ; {
-		n := metricSum(t, addr, "switchboard_edge_connections", `org="acme"`)
+		n := metricSum(t, metrics, "switchboard_edge_connections", `org="acme"`)
 		if n == 2 {
 			break
 		}
@@ -307,7 +312,7 @@ func TestSlowClientIsClosedAndOthersUnaffected(t *testing.T) {
 		case <-deadline:
 			code, reason, err := carol.CloseCode(0)
 			t.Fatalf("carol got %d of %d messages (her socket: close %d %q %v; overflows %v)", len(got), len(acks),
-				code, reason, err, metricSum(t, addr, "switchboard_edge_send_queue_overflows_total"))
+				code, reason, err, metricSum(t, metrics, "switchboard_edge_send_queue_overflows_total"))
 		}
 	}
 	close(stopReading)
@@ -380,10 +385,10 @@ func TestSlowClientIsClosedAndOthersUnaffected(t *testing.T) {
 	if worst > bound {
 		t.Fatalf("carol waited %v for message %d (dave never got message %d on): held by the slow client", worst, worstAt, msgs)
 	}
-	if n := metricSum(t, addr, "switchboard_edge_send_queue_overflows_total"); n != 1 {
+	if n := metricSum(t, metrics, "switchboard_edge_send_queue_overflows_total"); n != 1 {
 		t.Fatalf("%v send queue overflows, want 1 (dave's only)", n)
 	}
-	if n := metricSum(t, addr, "switchboard_edge_closes_total", `code="1013"`); n != 1 {
+	if n := metricSum(t, metrics, "switchboard_edge_closes_total", `code="1013"`); n != 1 {
 		t.Fatalf("closes with 1013: %v, want 1", n)
 	}
 	carol.stillServes()
