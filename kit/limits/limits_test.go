@@ -18,6 +18,13 @@ func TestParse(t *testing.T) {
 	if k, l := set.Bucket("conversation:join"); k != Default || l.Capacity != 60 {
 		t.Fatalf("join bucket %s %+v", k, l)
 	}
+	// Membership changes have buckets of their own.
+	if k, l := set.Bucket("conversation:create"); k != "conversation:create" || l != (Limit{10, time.Minute}) {
+		t.Fatalf("create bucket %s %+v", k, l)
+	}
+	if k, l := set.Bucket("conversation:add"); k != "conversation:add" || l != (Limit{30, time.Minute}) {
+		t.Fatalf("add bucket %s %+v", k, l)
+	}
 	for _, bad := range []string{"x", "message:send=10", "message:send=0/1s", "message:send=5/soon", "=5/1s", "a=1/0s"} {
 		if _, err := Parse(Defaults(), bad); err == nil {
 			t.Errorf("Parse(%q) accepted", bad)

@@ -204,17 +204,19 @@ func TestSessionEvent(t *testing.T) {
 		}
 	})
 	t.Run("limits", func(t *testing.T) {
-		// Every command type of docs/protocol.md section 3: four have their
+		// Every command type of docs/protocol.md section 3: six have their
 		// own bucket, the others share the default one (no command is
 		// unlimited).
 		want := map[string][2]float64{
-			"message:send":   {10, 10.0 / 60},
-			"message:typing": {5, 0.5},
-			"message:edit":   {3, 3.0 / 60},
-			"message:delete": {3, 3.0 / 60},
+			"message:send":        {10, 10.0 / 60},
+			"message:typing":      {5, 0.5},
+			"message:edit":        {3, 3.0 / 60},
+			"message:delete":      {3, 3.0 / 60},
+			"conversation:create": {10, 10.0 / 60},
+			"conversation:add":    {30, 0.5},
 		}
 		for _, typ := range []string{
-			"conversation:create", "conversation:add", "conversation:remove", "conversation:list",
+			"conversation:remove", "conversation:list",
 			"conversation:join", "conversation:leave", "conversation:history", "message:delivered",
 			"message:read", "presence:set", "presence:query", "auth:refresh", "ping",
 		} {
