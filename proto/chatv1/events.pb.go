@@ -39,6 +39,7 @@ type Event struct {
 	//	*Event_Typing
 	//	*Event_Receipt
 	//	*Event_Presence
+	//	*Event_ConversationChanged
 	Body          isEvent_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -165,6 +166,15 @@ func (x *Event) GetPresence() *Presence {
 	return nil
 }
 
+func (x *Event) GetConversationChanged() *ConversationChanged {
+	if x != nil {
+		if x, ok := x.Body.(*Event_ConversationChanged); ok {
+			return x.ConversationChanged
+		}
+	}
+	return nil
+}
+
 type isEvent_Body interface {
 	isEvent_Body()
 }
@@ -197,6 +207,10 @@ type Event_Presence struct {
 	Presence *Presence `protobuf:"bytes,16,opt,name=presence,proto3,oneof"`
 }
 
+type Event_ConversationChanged struct {
+	ConversationChanged *ConversationChanged `protobuf:"bytes,17,opt,name=conversation_changed,json=conversationChanged,proto3,oneof"`
+}
+
 func (*Event_MessageNew) isEvent_Body() {}
 
 func (*Event_MessageEdited) isEvent_Body() {}
@@ -210,6 +224,8 @@ func (*Event_Typing) isEvent_Body() {}
 func (*Event_Receipt) isEvent_Body() {}
 
 func (*Event_Presence) isEvent_Body() {}
+
+func (*Event_ConversationChanged) isEvent_Body() {}
 
 type MessageNew struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -459,6 +475,49 @@ func (x *ConversationUpdated) GetParticipants() []string {
 	return nil
 }
 
+// ConversationChanged is sent on chat.evt.user.<org>.<user> instead of a
+// conversation_updated that would be large: it names the durable event
+// (conversation_id, seq, prev_seq) that added the user, without its
+// participants. An edge fetches that event once (history after seq-1,
+// limit 1, as one of the users told) and delivers it to the users' sockets,
+// so that a membership change costs one small message per user rather
+// than one copy of the whole participant list per user.
+type ConversationChanged struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ConversationChanged) Reset() {
+	*x = ConversationChanged{}
+	mi := &file_switchboard_v1_events_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConversationChanged) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConversationChanged) ProtoMessage() {}
+
+func (x *ConversationChanged) ProtoReflect() protoreflect.Message {
+	mi := &file_switchboard_v1_events_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConversationChanged.ProtoReflect.Descriptor instead.
+func (*ConversationChanged) Descriptor() ([]byte, []int) {
+	return file_switchboard_v1_events_proto_rawDescGZIP(), []int{5}
+}
+
 type Typing struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
 	UserId   string                 `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
@@ -472,7 +531,7 @@ type Typing struct {
 
 func (x *Typing) Reset() {
 	*x = Typing{}
-	mi := &file_switchboard_v1_events_proto_msgTypes[5]
+	mi := &file_switchboard_v1_events_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -484,7 +543,7 @@ func (x *Typing) String() string {
 func (*Typing) ProtoMessage() {}
 
 func (x *Typing) ProtoReflect() protoreflect.Message {
-	mi := &file_switchboard_v1_events_proto_msgTypes[5]
+	mi := &file_switchboard_v1_events_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -497,7 +556,7 @@ func (x *Typing) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Typing.ProtoReflect.Descriptor instead.
 func (*Typing) Descriptor() ([]byte, []int) {
-	return file_switchboard_v1_events_proto_rawDescGZIP(), []int{5}
+	return file_switchboard_v1_events_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Typing) GetUserId() string {
@@ -532,7 +591,7 @@ type Receipt struct {
 
 func (x *Receipt) Reset() {
 	*x = Receipt{}
-	mi := &file_switchboard_v1_events_proto_msgTypes[6]
+	mi := &file_switchboard_v1_events_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -544,7 +603,7 @@ func (x *Receipt) String() string {
 func (*Receipt) ProtoMessage() {}
 
 func (x *Receipt) ProtoReflect() protoreflect.Message {
-	mi := &file_switchboard_v1_events_proto_msgTypes[6]
+	mi := &file_switchboard_v1_events_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -557,7 +616,7 @@ func (x *Receipt) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Receipt.ProtoReflect.Descriptor instead.
 func (*Receipt) Descriptor() ([]byte, []int) {
-	return file_switchboard_v1_events_proto_rawDescGZIP(), []int{6}
+	return file_switchboard_v1_events_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Receipt) GetUserId() string {
@@ -594,7 +653,7 @@ type Presence struct {
 
 func (x *Presence) Reset() {
 	*x = Presence{}
-	mi := &file_switchboard_v1_events_proto_msgTypes[7]
+	mi := &file_switchboard_v1_events_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -606,7 +665,7 @@ func (x *Presence) String() string {
 func (*Presence) ProtoMessage() {}
 
 func (x *Presence) ProtoReflect() protoreflect.Message {
-	mi := &file_switchboard_v1_events_proto_msgTypes[7]
+	mi := &file_switchboard_v1_events_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -619,7 +678,7 @@ func (x *Presence) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Presence.ProtoReflect.Descriptor instead.
 func (*Presence) Descriptor() ([]byte, []int) {
-	return file_switchboard_v1_events_proto_rawDescGZIP(), []int{7}
+	return file_switchboard_v1_events_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Presence) GetUserId() string {
@@ -647,7 +706,7 @@ var File_switchboard_v1_events_proto protoreflect.FileDescriptor
 
 const file_switchboard_v1_events_proto_rawDesc = "" +
 	"\n" +
-	"\x1bswitchboard/v1/events.proto\x12\x0eswitchboard.v1\"\xb0\x04\n" +
+	"\x1bswitchboard/v1/events.proto\x12\x0eswitchboard.v1\"\x8a\x05\n" +
 	"\x05Event\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12\x19\n" +
 	"\bprev_seq\x18\x02 \x01(\x04R\aprevSeq\x12'\n" +
@@ -660,7 +719,8 @@ const file_switchboard_v1_events_proto_rawDesc = "" +
 	"\x14conversation_updated\x18\r \x01(\v2#.switchboard.v1.ConversationUpdatedH\x00R\x13conversationUpdated\x120\n" +
 	"\x06typing\x18\x0e \x01(\v2\x16.switchboard.v1.TypingH\x00R\x06typing\x123\n" +
 	"\areceipt\x18\x0f \x01(\v2\x17.switchboard.v1.ReceiptH\x00R\areceipt\x126\n" +
-	"\bpresence\x18\x10 \x01(\v2\x18.switchboard.v1.PresenceH\x00R\bpresenceB\x06\n" +
+	"\bpresence\x18\x10 \x01(\v2\x18.switchboard.v1.PresenceH\x00R\bpresence\x12X\n" +
+	"\x14conversation_changed\x18\x11 \x01(\v2#.switchboard.v1.ConversationChangedH\x00R\x13conversationChangedB\x06\n" +
 	"\x04body\"\xaa\x01\n" +
 	"\n" +
 	"MessageNew\x12\x1d\n" +
@@ -683,7 +743,8 @@ const file_switchboard_v1_events_proto_rawDesc = "" +
 	"\tsender_id\x18\x02 \x01(\tR\bsenderId\x12\"\n" +
 	"\rdeleted_at_ms\x18\x03 \x01(\x03R\vdeletedAtMs\"9\n" +
 	"\x13ConversationUpdated\x12\"\n" +
-	"\fparticipants\x18\x01 \x03(\tR\fparticipants\"^\n" +
+	"\fparticipants\x18\x01 \x03(\tR\fparticipants\"\x15\n" +
+	"\x13ConversationChanged\"^\n" +
 	"\x06Typing\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x1b\n" +
 	"\tis_typing\x18\x02 \x01(\bR\bisTyping\x12\x1e\n" +
@@ -711,30 +772,32 @@ func file_switchboard_v1_events_proto_rawDescGZIP() []byte {
 	return file_switchboard_v1_events_proto_rawDescData
 }
 
-var file_switchboard_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
+var file_switchboard_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
 var file_switchboard_v1_events_proto_goTypes = []any{
 	(*Event)(nil),               // 0: switchboard.v1.Event
 	(*MessageNew)(nil),          // 1: switchboard.v1.MessageNew
 	(*MessageEdited)(nil),       // 2: switchboard.v1.MessageEdited
 	(*MessageDeleted)(nil),      // 3: switchboard.v1.MessageDeleted
 	(*ConversationUpdated)(nil), // 4: switchboard.v1.ConversationUpdated
-	(*Typing)(nil),              // 5: switchboard.v1.Typing
-	(*Receipt)(nil),             // 6: switchboard.v1.Receipt
-	(*Presence)(nil),            // 7: switchboard.v1.Presence
+	(*ConversationChanged)(nil), // 5: switchboard.v1.ConversationChanged
+	(*Typing)(nil),              // 6: switchboard.v1.Typing
+	(*Receipt)(nil),             // 7: switchboard.v1.Receipt
+	(*Presence)(nil),            // 8: switchboard.v1.Presence
 }
 var file_switchboard_v1_events_proto_depIdxs = []int32{
 	1, // 0: switchboard.v1.Event.message_new:type_name -> switchboard.v1.MessageNew
 	2, // 1: switchboard.v1.Event.message_edited:type_name -> switchboard.v1.MessageEdited
 	3, // 2: switchboard.v1.Event.message_deleted:type_name -> switchboard.v1.MessageDeleted
 	4, // 3: switchboard.v1.Event.conversation_updated:type_name -> switchboard.v1.ConversationUpdated
-	5, // 4: switchboard.v1.Event.typing:type_name -> switchboard.v1.Typing
-	6, // 5: switchboard.v1.Event.receipt:type_name -> switchboard.v1.Receipt
-	7, // 6: switchboard.v1.Event.presence:type_name -> switchboard.v1.Presence
-	7, // [7:7] is the sub-list for method output_type
-	7, // [7:7] is the sub-list for method input_type
-	7, // [7:7] is the sub-list for extension type_name
-	7, // [7:7] is the sub-list for extension extendee
-	0, // [0:7] is the sub-list for field type_name
+	6, // 4: switchboard.v1.Event.typing:type_name -> switchboard.v1.Typing
+	7, // 5: switchboard.v1.Event.receipt:type_name -> switchboard.v1.Receipt
+	8, // 6: switchboard.v1.Event.presence:type_name -> switchboard.v1.Presence
+	5, // 7: switchboard.v1.Event.conversation_changed:type_name -> switchboard.v1.ConversationChanged
+	8, // [8:8] is the sub-list for method output_type
+	8, // [8:8] is the sub-list for method input_type
+	8, // [8:8] is the sub-list for extension type_name
+	8, // [8:8] is the sub-list for extension extendee
+	0, // [0:8] is the sub-list for field type_name
 }
 
 func init() { file_switchboard_v1_events_proto_init() }
@@ -750,6 +813,7 @@ func file_switchboard_v1_events_proto_init() {
 		(*Event_Typing)(nil),
 		(*Event_Receipt)(nil),
 		(*Event_Presence)(nil),
+		(*Event_ConversationChanged)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -757,7 +821,7 @@ func file_switchboard_v1_events_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_switchboard_v1_events_proto_rawDesc), len(file_switchboard_v1_events_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   8,
+			NumMessages:   9,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

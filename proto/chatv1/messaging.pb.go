@@ -458,11 +458,14 @@ type ConversationSummary struct {
 	state          protoimpl.MessageState `protogen:"open.v1"`
 	ConversationId string                 `protobuf:"bytes,1,opt,name=conversation_id,json=conversationId,proto3" json:"conversation_id,omitempty"`
 	Title          string                 `protobuf:"bytes,2,opt,name=title,proto3" json:"title,omitempty"`
-	Participants   []string               `protobuf:"bytes,3,rep,name=participants,proto3" json:"participants,omitempty"`
-	LastSeq        uint64                 `protobuf:"varint,4,opt,name=last_seq,json=lastSeq,proto3" json:"last_seq,omitempty"`
-	Read           uint64                 `protobuf:"varint,5,opt,name=read,proto3" json:"read,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// participants holds the first 100 participants at most;
+	// participant_count is how many there are.
+	Participants     []string `protobuf:"bytes,3,rep,name=participants,proto3" json:"participants,omitempty"`
+	LastSeq          uint64   `protobuf:"varint,4,opt,name=last_seq,json=lastSeq,proto3" json:"last_seq,omitempty"`
+	Read             uint64   `protobuf:"varint,5,opt,name=read,proto3" json:"read,omitempty"`
+	ParticipantCount uint32   `protobuf:"varint,6,opt,name=participant_count,json=participantCount,proto3" json:"participant_count,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *ConversationSummary) Reset() {
@@ -530,6 +533,15 @@ func (x *ConversationSummary) GetRead() uint64 {
 	return 0
 }
 
+func (x *ConversationSummary) GetParticipantCount() uint32 {
+	if x != nil {
+		return x.ParticipantCount
+	}
+	return 0
+}
+
+// A list page ends early when the next conversation would not fit in the
+// reply (docs/protocol.md, "Reply sizes"); cursor then continues it.
 type ListConversationsResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Error         *Error                 `protobuf:"bytes,1,opt,name=error,proto3" json:"error,omitempty"`
@@ -718,8 +730,10 @@ type JoinResponse struct {
 	Conversation *Conversation          `protobuf:"bytes,2,opt,name=conversation,proto3" json:"conversation,omitempty"`
 	LastSeq      uint64                 `protobuf:"varint,3,opt,name=last_seq,json=lastSeq,proto3" json:"last_seq,omitempty"`
 	Receipts     []*ReceiptState        `protobuf:"bytes,4,rep,name=receipts,proto3" json:"receipts,omitempty"`
-	Missed       []*Event               `protobuf:"bytes,5,rep,name=missed,proto3" json:"missed,omitempty"`
-	Truncated    bool                   `protobuf:"varint,6,opt,name=truncated,proto3" json:"truncated,omitempty"`
+	// missed ends early (truncated) at the missed limit or when the next
+	// event would not fit in the reply.
+	Missed    []*Event `protobuf:"bytes,5,rep,name=missed,proto3" json:"missed,omitempty"`
+	Truncated bool     `protobuf:"varint,6,opt,name=truncated,proto3" json:"truncated,omitempty"`
 	// typing lists the participants typing now.
 	Typing        []string `protobuf:"bytes,7,rep,name=typing,proto3" json:"typing,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -884,6 +898,8 @@ func (x *HistoryRequest) GetLimit() uint32 {
 	return 0
 }
 
+// A page ends early (has_more) when the next event would not fit in the
+// reply.
 type HistoryResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Error         *Error                 `protobuf:"bytes,1,opt,name=error,proto3" json:"error,omitempty"`
@@ -1645,13 +1661,14 @@ const file_switchboard_v1_messaging_proto_rawDesc = "" +
 	"\x18ListConversationsRequest\x127\n" +
 	"\tprincipal\x18\x01 \x01(\v2\x19.switchboard.v1.PrincipalR\tprincipal\x12\x14\n" +
 	"\x05limit\x18\x02 \x01(\rR\x05limit\x12\x16\n" +
-	"\x06cursor\x18\x03 \x01(\tR\x06cursor\"\xa7\x01\n" +
+	"\x06cursor\x18\x03 \x01(\tR\x06cursor\"\xd4\x01\n" +
 	"\x13ConversationSummary\x12'\n" +
 	"\x0fconversation_id\x18\x01 \x01(\tR\x0econversationId\x12\x14\n" +
 	"\x05title\x18\x02 \x01(\tR\x05title\x12\"\n" +
 	"\fparticipants\x18\x03 \x03(\tR\fparticipants\x12\x19\n" +
 	"\blast_seq\x18\x04 \x01(\x04R\alastSeq\x12\x12\n" +
-	"\x04read\x18\x05 \x01(\x04R\x04read\"\xab\x01\n" +
+	"\x04read\x18\x05 \x01(\x04R\x04read\x12+\n" +
+	"\x11participant_count\x18\x06 \x01(\rR\x10participantCount\"\xab\x01\n" +
 	"\x19ListConversationsResponse\x12+\n" +
 	"\x05error\x18\x01 \x01(\v2\x15.switchboard.v1.ErrorR\x05error\x12I\n" +
 	"\rconversations\x18\x02 \x03(\v2#.switchboard.v1.ConversationSummaryR\rconversations\x12\x16\n" +
