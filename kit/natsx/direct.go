@@ -30,6 +30,7 @@ type directReq struct {
 	Seq       uint64   `json:"seq,omitempty"`
 	NextFor   string   `json:"next_by_subj,omitempty"`
 	Batch     int      `json:"batch,omitempty"`
+	MaxBytes  int      `json:"max_bytes,omitempty"`
 	MultiLast []string `json:"multi_last,omitempty"`
 	UpToSeq   uint64   `json:"up_to_seq,omitempty"`
 }
@@ -41,10 +42,18 @@ var ErrDirect = errors.New("direct get failed")
 // GetBatch reads up to n messages on subject from stream, starting at seq
 // (inclusive), in one request. The stream needs AllowDirect.
 func GetBatch(ctx context.Context, nc *nats.Conn, stream, subject string, seq uint64, n int) (Batch, error) {
+	return GetBatchMax(ctx, nc, stream, subject, seq, n, 0)
+}
+
+// GetBatchMax is GetBatch that also stops once the messages read add up to
+// maxBytes, as the server counts them (subject, headers and data), the one
+// that reaches it included: a reader that keeps only so many bytes need
+// not be sent more. 0 leaves the server's limit.
+func GetBatchMax(ctx context.Context, nc *nats.Conn, stream, subject string, seq uint64, n, maxBytes int) (Batch, error) {
 	if seq == 0 {
 		seq = 1
 	}
-	return directGet(ctx, nc, stream, directReq{Seq: seq, NextFor: subject, Batch: n})
+	return directGet(ctx, nc, stream, directReq{Seq: seq, NextFor: subject, Batch: n, MaxBytes: maxBytes})
 }
 
 // MultiLast reads the newest message of each subject (wildcards allowed) in

@@ -181,9 +181,16 @@ func (s *Service) list(ctx context.Context, req *chatv1.ListConversationsRequest
 			start++
 		}
 	}
-	resp := &chatv1.ListConversationsResponse{Conversations: all[start:min(len(all), start+n)]}
-	if start+n < len(all) {
-		last := resp.Conversations[len(resp.Conversations)-1]
+	// The page ends at n conversations, or earlier when the next would not
+	// fit in the reply.
+	b := s.budget(listFixedBytes)
+	end := start
+	for end < len(all) && end-start < n && b.summary(all[end]) {
+		end++
+	}
+	resp := &chatv1.ListConversationsResponse{Conversations: all[start:end]}
+	if end < len(all) && end > start {
+		last := all[end-1]
 		resp.Cursor = cursor{last.LastSeq, last.ConversationId}.String()
 	}
 	return resp, nil
@@ -258,11 +265,12 @@ func (s *Service) summaries(ctx context.Context, org, user string, convIDs []str
 				continue
 			}
 			out = append(out, &chatv1.ConversationSummary{
-				ConversationId: c.ConversationId,
-				Title:          c.Title,
-				Participants:   c.Participants,
-				LastSeq:        lastBy[c.ConversationId],
-				Read:           readBy[user+"/"+c.ConversationId],
+				ConversationId:   c.ConversationId,
+				Title:            c.Title,
+				Participants:     c.Participants[:min(len(c.Participants), summaryParticipants)],
+				ParticipantCount: uint32(len(c.Participants)),
+				LastSeq:          lastBy[c.ConversationId],
+				Read:             readBy[user+"/"+c.ConversationId],
 			})
 		}
 	}
@@ -297,27 +305,28 @@ func (s *Service) join(ctx context.Context, req *chatv1.JoinRequest) (*chatv1.Jo
 		return nil, err
 	}
 	resp := &chatv1.JoinResponse{Conversation: conv, LastSeq: last}
+	if resp.Receipts, err = s.receiptStates(ctx, p.Org, conv); err != nil {
+		return nil, err
+	}
+	if resp.Typing, err = s.typingNow(ctx, p.Org, conv); err != nil {
+		return nil, err
+	}
 	if req.SinceSeq != nil && *req.SinceSeq < last {
-		events, pending, err := s.eventsAfter(ctx, p.Org, conv.ConversationId, *req.SinceSeq, s.cfg.MissedLimit)
+		// The rest of the reply is whole; missed gets what room is left.
+		b := s.budget(proto.Size(resp) + joinFixedBytes)
+		events, more, err := s.eventsAfter(ctx, p.Org, conv.ConversationId, *req.SinceSeq, 0, s.cfg.MissedLimit, b)
 		if err != nil {
 			return nil, err
 		}
 		if err := s.redactDeleted(ctx, p.Org, conv.ConversationId, events); err != nil {
 			return nil, err
 		}
-		resp.Missed = events
-		resp.Truncated = pending > 0
+		resp.Missed, resp.Truncated = events, more
 		// Events appended since last was read are in missed too: the join
 		// then starts live delivery after the newest of them.
 		if n := len(events); n > 0 && !resp.Truncated && events[n-1].Seq > resp.LastSeq {
 			resp.LastSeq = events[n-1].Seq
 		}
-	}
-	if resp.Receipts, err = s.receiptStates(ctx, p.Org, conv); err != nil {
-		return nil, err
-	}
-	if resp.Typing, err = s.typingNow(ctx, p.Org, conv); err != nil {
-		return nil, err
 	}
 	return resp, nil
 }

@@ -213,29 +213,18 @@ func (s *Service) history(ctx context.Context, req *chatv1.HistoryRequest) (*cha
 		return nil, err
 	}
 	var resp chatv1.HistoryResponse
-	if req.AfterSeq != nil {
-		events, _, err := s.eventsAfter(ctx, p.Org, req.ConversationId, *req.AfterSeq, n+1)
-		if err != nil {
-			return nil, err
-		}
-		if req.BeforeSeq != nil {
-			for i, ev := range events {
-				if ev.Seq >= *req.BeforeSeq {
-					events = events[:i]
-					break
-				}
-			}
-		}
-		resp.HasMore = len(events) > n
-		resp.Events = events[:min(len(events), n)]
-	} else if req.BeforeSeq != nil && *req.BeforeSeq == 0 {
+	b := s.budget(historyFixedBytes)
+	var err error
+	switch {
+	case req.AfterSeq != nil:
+		resp.Events, resp.HasMore, err = s.eventsAfter(ctx, p.Org, req.ConversationId, *req.AfterSeq, req.GetBeforeSeq(), n, b)
+	case req.BeforeSeq != nil && *req.BeforeSeq == 0:
 		// Nothing comes before the beginning.
-	} else {
-		events, more, err := s.eventsBefore(ctx, p.Org, req.ConversationId, req.GetBeforeSeq(), n)
-		if err != nil {
-			return nil, err
-		}
-		resp.Events, resp.HasMore = events, more
+	default:
+		resp.Events, resp.HasMore, err = s.eventsBefore(ctx, p.Org, req.ConversationId, req.GetBeforeSeq(), n, b)
+	}
+	if err != nil {
+		return nil, err
 	}
 	if err := s.redactDeleted(ctx, p.Org, req.ConversationId, resp.Events); err != nil {
 		return nil, err

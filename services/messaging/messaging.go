@@ -54,6 +54,11 @@ type Config struct {
 	MaxParticipants int
 	// MissedLimit bounds the missed events of a join. Default 500.
 	MissedLimit int
+	// ReplyBytes bounds the JSON the edge renders of a page's items (list,
+	// history, join's missed), escaping counted, so that a reply frame
+	// fits a socket's send queue with room to spare. Replies on NATS are
+	// bounded by the connection's max payload as well. Default 512 KiB.
+	ReplyBytes int
 	// TypingTTL is how long isTyping true lasts without a renewal; whole
 	// seconds. Default 6s.
 	TypingTTL time.Duration
@@ -91,6 +96,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.MissedLimit <= 0 {
 		c.MissedLimit = 500
+	}
+	if c.ReplyBytes <= 0 {
+		c.ReplyBytes = 512 << 10
 	}
 	if c.TypingTTL < time.Second {
 		c.TypingTTL = typingTTLDefault
@@ -135,6 +143,9 @@ func New(ctx context.Context, nc *nats.Conn, cfg Config) (*Service, error) {
 		return nil, err
 	}
 	s := &Service{cfg: cfg, nc: nc, js: js, log: cfg.Logger.With("service", names.Messaging), seed: maphash.MakeSeed()}
+	if err := s.checkReplySizes(); err != nil {
+		return nil, err
+	}
 	if err := s.setup(ctx); err != nil {
 		return nil, err
 	}

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -159,28 +160,35 @@ func decodeEvent(data []byte, seq uint64) (*chatv1.Event, error) {
 	return ev, nil
 }
 
-// eventsAfter reads up to n durable events with seq > after, in order, and
-// how many more follow.
-func (s *Service) eventsAfter(ctx context.Context, org, conv string, after uint64, n int) ([]*chatv1.Event, uint64, error) {
-	b, err := natsx.GetBatch(ctx, s.nc, names.StreamEvents, names.Store(org, conv), after+1, n)
+// eventsAfter reads up to n durable events with seq > after, in order, as
+// many as fit b, and stops before the first with seq >= before (0: no
+// bound). more says that events past those returned exist (below before).
+func (s *Service) eventsAfter(ctx context.Context, org, conv string, after, before uint64, n int, b *budget) (_ []*chatv1.Event, more bool, _ error) {
+	batch, err := natsx.GetBatchMax(ctx, s.nc, names.StreamEvents, names.Store(org, conv), after+1, n+1, b.fetchBytes())
 	if err != nil {
-		return nil, 0, err
+		return nil, false, err
 	}
-	out := make([]*chatv1.Event, 0, len(b.Msgs))
-	for _, m := range b.Msgs {
+	out := make([]*chatv1.Event, 0, min(n, len(batch.Msgs)))
+	for _, m := range batch.Msgs {
 		ev, err := decodeEvent(m.Data, m.Seq)
 		if err != nil {
-			return nil, 0, err
+			return nil, false, err
+		}
+		if before > 0 && ev.Seq >= before {
+			return out, false, nil
+		}
+		if len(out) == n || !b.event(ev) {
+			return out, true, nil
 		}
 		out = append(out, ev)
 	}
-	return out, b.Pending, nil
+	return out, batch.Pending > 0, nil
 }
 
 // eventsBefore reads up to n durable events with seq < before (0: the
-// newest), walking the prevSeq chain back, and returns them in seq order,
-// with whether older events exist.
-func (s *Service) eventsBefore(ctx context.Context, org, conv string, before uint64, n int) ([]*chatv1.Event, bool, error) {
+// newest), as many as fit b, walking the prevSeq chain back, and returns
+// them in seq order, with whether older events exist.
+func (s *Service) eventsBefore(ctx context.Context, org, conv string, before uint64, n int, b *budget) ([]*chatv1.Event, bool, error) {
 	var upTo uint64
 	if before > 0 {
 		if before == 1 {
@@ -188,28 +196,35 @@ func (s *Service) eventsBefore(ctx context.Context, org, conv string, before uin
 		}
 		upTo = before - 1
 	}
-	b, err := natsx.MultiLast(ctx, s.nc, names.StreamEvents, []string{names.Store(org, conv)}, upTo)
-	if err != nil || len(b.Msgs) == 0 {
+	batch, err := natsx.MultiLast(ctx, s.nc, names.StreamEvents, []string{names.Store(org, conv)}, upTo)
+	if err != nil || len(batch.Msgs) == 0 {
 		return nil, false, err
 	}
-	ev, err := decodeEvent(b.Msgs[0].Data, b.Msgs[0].Seq)
+	ev, err := decodeEvent(batch.Msgs[0].Data, batch.Msgs[0].Seq)
 	if err != nil {
 		return nil, false, err
 	}
-	out := []*chatv1.Event{ev}
-	for len(out) < n && ev.PrevSeq != 0 {
-		if ev, err = s.eventAt(ctx, org, conv, ev.PrevSeq); err != nil {
-			return nil, false, err
-		}
-		if ev == nil { // expired with the stream's retention
+	var out []*chatv1.Event
+	hasMore := false
+	for ev != nil {
+		if !b.event(ev) {
+			hasMore = true
 			break
 		}
 		out = append(out, ev)
+		if ev.PrevSeq == 0 {
+			break
+		}
+		if len(out) == n {
+			hasMore = true
+			break
+		}
+		// nil: expired with the stream's retention, and so is what is older.
+		if ev, err = s.eventAt(ctx, org, conv, ev.PrevSeq); err != nil {
+			return nil, false, err
+		}
 	}
-	hasMore := len(out) == n && out[len(out)-1].PrevSeq != 0
-	for i, j := 0, len(out)-1; i < j; i, j = i+1, j-1 {
-		out[i], out[j] = out[j], out[i]
-	}
+	slices.Reverse(out)
 	return out, hasMore, nil
 }
 
