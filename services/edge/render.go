@@ -9,6 +9,9 @@ import (
 )
 
 // The JSON of docs/protocol.md: every server frame is rendered here.
+// Messaging sizes the pages of history and join's missed by this rendering
+// of events (services/messaging/bounds.go): a field added here is counted
+// there.
 
 // timeLayout is RFC 3339 in UTC with milliseconds.
 const timeLayout = "2006-01-02T15:04:05.000Z"

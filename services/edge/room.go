@@ -349,6 +349,10 @@ func (r *room) removeLocked(c *conn) {
 	delete(r.members, c)
 }
 
+// maxFillPages bounds the history pages one gap fill reads: 200 events a
+// page, fewer when they are large.
+const maxFillPages = 10
+
 // fillGap runs GapWait after an event arrived ahead of its predecessor: it
 // fetches what is missing, delivers it in order, and gives up on the rest.
 func (r *room) fillGap() {
@@ -368,31 +372,40 @@ func (r *room) fillGap() {
 	}
 	r.mu.Unlock()
 
-	var fetched []*chatv1.Event
-	if who != nil {
+	// History pages end early when events are large: page on while
+	// something is held, up to maxFillPages.
+	removed, filled := false, 0
+	for page := 0; who != nil && page < maxFillPages; page++ {
 		ctx, cancel := context.WithTimeout(context.Background(), r.s.cfg.RequestTimeout)
 		var resp chatv1.HistoryResponse
 		err := who.call(ctx, names.Messaging, names.ActionHistory, &chatv1.HistoryRequest{
 			Principal: who.principal(), ConversationId: r.conv, AfterSeq: &after, Limit: 200,
 		}, &resp)
 		cancel()
-		if err == nil {
-			fetched = resp.Events
+		if err != nil {
+			break
+		}
+		r.mu.Lock()
+		for _, ev := range resp.Events {
+			if ev.Seq > r.last && ev.PrevSeq <= r.last {
+				if f := eventFrame(ev); f != nil {
+					removed = r.deliver(heldEvent{ev, f}) || removed
+					removed = r.drain() || removed
+				}
+			}
+		}
+		filled += len(resp.Events)
+		more := resp.HasMore && len(r.held) > 0 && !r.stopped && r.last > after
+		after = r.last
+		r.mu.Unlock()
+		if !more {
+			break
 		}
 	}
 
 	r.mu.Lock()
-	removed := false
-	for _, ev := range fetched {
-		if ev.Seq > r.last && ev.PrevSeq <= r.last {
-			if f := eventFrame(ev); f != nil {
-				removed = r.deliver(heldEvent{ev, f}) || removed
-				removed = r.drain() || removed
-			}
-		}
-	}
-	if len(fetched) > 0 {
-		r.s.metrics.gaps.WithLabelValues("filled").Add(float64(len(fetched)))
+	if filled > 0 {
+		r.s.metrics.gaps.WithLabelValues("filled").Add(float64(filled))
 	}
 	// Whatever is still missing is lost to this edge: deliver the rest in
 	// order and let clients see the gap.
