@@ -55,6 +55,13 @@ type conn struct {
 	hurry   bool // closed for being slow: short write deadline
 	flushFn func()
 
+	// Guarded by remMu: the last conversations a membership change took this
+	// connection out of (room.deliver), so that the same event coming on
+	// the user's subject is not delivered twice (hub.deliverUser).
+	remMu    sync.Mutex
+	removals [4]removal
+	rmNext   int
+
 	done      chan struct{} // closed when nc is closed
 	closeOnce sync.Once
 

@@ -1,6 +1,7 @@
 package edge
 
 import (
+	"context"
 	"hash/maphash"
 	"strings"
 	"sync"
@@ -27,6 +28,14 @@ type hub struct {
 	wg     sync.WaitGroup // dispatchers
 	stop   chan struct{}
 	closed sync.Once
+
+	// Fetches of the events that user notices name (userevents.go),
+	// started by dispatchers and ended by close.
+	fctx     context.Context
+	fcancel  context.CancelFunc
+	fwg      sync.WaitGroup
+	fmu      sync.Mutex
+	fetching map[string]*eventFetch // guarded by fmu
 }
 
 const (
@@ -45,14 +54,20 @@ type hubShard struct {
 	presence map[string]*presenceSub // by presence event subject
 }
 
-// userSub is the subscription to one user's events and that user's sockets.
+// userSub is the subscription to one user's events and that user's
+// sockets. Guarded by its shard's mu.
 type userSub struct {
 	sub   *nats.Subscription
 	conns map[*conn]struct{}
+	// queue holds the user's events not yet handed to the sockets, in the
+	// order they arrived; delivering says a goroutine is handing them.
+	queue      []*userItem
+	delivering bool
 }
 
 func newHub(s *Server) *hub {
-	h := &hub{s: s, seed: maphash.MakeSeed(), stop: make(chan struct{})}
+	h := &hub{s: s, seed: maphash.MakeSeed(), stop: make(chan struct{}), fetching: map[string]*eventFetch{}}
+	h.fctx, h.fcancel = context.WithCancel(context.Background())
 	for i := range h.shards {
 		sh := &h.shards[i]
 		sh.ch = make(chan *nats.Msg, hubQueue)
@@ -69,10 +84,13 @@ func (h *hub) shard(subject string) *hubShard {
 	return &h.shards[maphash.String(h.seed, subject)%hubShards]
 }
 
-// close ends the dispatchers; subscriptions go with the NATS connection.
+// close ends the dispatchers, then the fetches they started;
+// subscriptions go with the NATS connection.
 func (h *hub) close() {
 	h.closed.Do(func() { close(h.stop) })
 	h.wg.Wait()
+	h.fcancel()
+	h.fwg.Wait()
 }
 
 func (h *hub) dispatch(sh *hubShard) {
@@ -200,36 +218,4 @@ func (h *hub) removeUser(c *conn) {
 		_ = u.sub.Unsubscribe()
 		delete(sh.users, subject)
 	}
-}
-
-// userEvent delivers an event for a user (added to or removed from a
-// conversation) to the user's sockets, except those that joined the
-// conversation: they get it from the room, in order.
-func (h *hub) userEvent(sh *hubShard, subject string, ev *chatv1.Event) {
-	sh.mu.Lock()
-	u := sh.users[subject]
-	var conns []*conn
-	if u != nil {
-		for c := range u.conns {
-			conns = append(conns, c)
-		}
-	}
-	sh.mu.Unlock()
-	if len(conns) == 0 {
-		return
-	}
-	f := eventFrame(ev)
-	if f == nil {
-		return
-	}
-	n := 0
-	for _, c := range conns {
-		if ev.ConversationId != "" && h.joined(c, ev.ConversationId) {
-			continue
-		}
-		if c.send(f) {
-			n++
-		}
-	}
-	h.s.metrics.fanout.WithLabelValues("delivered").Add(float64(n))
 }

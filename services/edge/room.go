@@ -334,6 +334,7 @@ func (r *room) deliver(e heldEvent) (removed bool) {
 		r.setParticipants(u.Participants)
 		for c := range r.members {
 			if !slices.Contains(u.Participants, c.user) {
+				c.removedBy(r.conv, e.ev.Seq)
 				r.removeLocked(c)
 				removed = true
 			}

@@ -50,21 +50,32 @@ func (s *Service) create(ctx context.Context, req *chatv1.CreateConversationRequ
 	if err := s.putMemberships(ctx, p.Org, conv.ConversationId, participants); err != nil {
 		return nil, err
 	}
-	if err := s.membershipChanged(ctx, p.Org, conv, participants); err != nil {
+	if err := s.membershipChanged(ctx, p.Org, conv, participants, false); err != nil {
 		return nil, err
 	}
 	return &chatv1.CreateConversationResponse{ConversationId: conv.ConversationId, Participants: participants}, nil
 }
 
 // membershipChanged appends a conversation_updated event and tells each user
-// in notify (added or removed) on their user subject as well.
-func (s *Service) membershipChanged(ctx context.Context, org string, conv *chatv1.Conversation, notify []string) error {
+// in notify (added or removed) on their user subject as well. Added users
+// get a ConversationChanged notice, not the event: a copy of a list of up
+// to MaxParticipants per user would make a change of n users cost n times
+// the list; their edges fetch the event once each, as one of them. A
+// removed user can no longer fetch it, and gets it whole (whole): a
+// removal tells one user.
+func (s *Service) membershipChanged(ctx context.Context, org string, conv *chatv1.Conversation, notify []string, whole bool) error {
 	ev := &chatv1.Event{
 		ConversationId: conv.ConversationId,
 		Body:           &chatv1.Event_ConversationUpdated{ConversationUpdated: &chatv1.ConversationUpdated{Participants: conv.Participants}},
 	}
 	if _, err := s.appendEvent(ctx, org, conv.ConversationId, ev, "", nil); err != nil {
 		return err
+	}
+	if !whole {
+		ev = &chatv1.Event{
+			Seq: ev.Seq, PrevSeq: ev.PrevSeq, ConversationId: ev.ConversationId,
+			Body: &chatv1.Event_ConversationChanged{ConversationChanged: &chatv1.ConversationChanged{}},
+		}
 	}
 	s.publishUser(org, notify, ev)
 	return nil
@@ -105,7 +116,7 @@ func (s *Service) add(ctx context.Context, req *chatv1.AddParticipantsRequest) (
 		if err := s.putMemberships(ctx, p.Org, conv.ConversationId, added); err != nil {
 			return nil, err
 		}
-		if err := s.membershipChanged(ctx, p.Org, conv, added); err != nil {
+		if err := s.membershipChanged(ctx, p.Org, conv, added, false); err != nil {
 			return nil, err
 		}
 	}
@@ -141,7 +152,7 @@ func (s *Service) remove(ctx context.Context, req *chatv1.RemoveParticipantReque
 		if err := s.unindex(ctx, p.Org, req.UserId, conv.ConversationId); err != nil {
 			return nil, err
 		}
-		if err := s.membershipChanged(ctx, p.Org, conv, []string{req.UserId}); err != nil {
+		if err := s.membershipChanged(ctx, p.Org, conv, []string{req.UserId}, true); err != nil {
 			return nil, err
 		}
 	}
