@@ -8,9 +8,11 @@ import (
 	"testing"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/switchboard-chat/switchboard/kit/natsembed"
+	"github.com/switchboard-chat/switchboard/kit/svc"
 	"github.com/switchboard-chat/switchboard/kit/testkit/natstest"
 	"github.com/switchboard-chat/switchboard/proto/chatv1"
 	"github.com/switchboard-chat/switchboard/proto/names"
@@ -199,4 +201,75 @@ func TestHistoryBetweenBoundsEndsAtBeforeSeq(t *testing.T) {
 	if len(h.Events) != 8 || h.HasMore || h.Events[7].Seq != acks[29].Seq {
 		t.Fatalf("second page: %d events, hasMore %v", len(h.Events), h.HasMore)
 	}
+}
+
+// The stream and every bucket have a size limit: the defaults, or what is
+// configured (-1: none).
+func TestStreamAndBucketsHaveSizeLimits(t *testing.T) {
+	ns := natstest.Server(t)
+	nc := natstest.Conn(t, ns)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check := func(cfg Config, stream, bucket int64) {
+		t.Helper()
+		s, err := New(context.Background(), nc, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _ = s.Stop(context.Background()) }()
+		want := map[string]int64{
+			names.StreamEvents: stream, names.KVStream(names.BucketMessages): stream,
+			names.KVStream(names.BucketConversations): bucket, names.KVStream(names.BucketMemberships): bucket,
+			names.KVStream(names.BucketReceipts): bucket, names.KVStream(names.BucketTyping): bucket,
+		}
+		for name, max := range want {
+			st, err := js.Stream(context.Background(), name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c := st.CachedInfo().Config
+			if c.MaxBytes != max {
+				t.Errorf("%s: MaxBytes %d, want %d", name, c.MaxBytes, max)
+			}
+			if name != names.StreamEvents && (c.MaxMsgSize <= 0 || c.MaxMsgSize > 1<<20) {
+				t.Errorf("%s: MaxMsgSize %d", name, c.MaxMsgSize)
+			}
+		}
+	}
+	check(Config{}, 10<<30, 1<<30)
+	check(Config{StreamMaxBytes: 64 << 20, BucketMaxBytes: 8 << 20}, 64<<20, 8<<20)
+	check(Config{StreamMaxBytes: -1, BucketMaxBytes: -1}, -1, -1)
+}
+
+// A bucket that is full refuses what would grow it, and says why.
+func TestFullBucketRefusesNewConversations(t *testing.T) {
+	ns := natstest.Server(t)
+	nc := natstest.Conn(t, ns)
+	s, err := New(context.Background(), nc, Config{BucketMaxBytes: 64 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Stop(context.Background()) })
+	alice := who("acme", "alice")
+	var others []string
+	for i := range 100 {
+		others = append(others, fmt.Sprintf("%063d", i))
+	}
+	created := 0
+	for range 20 {
+		var resp chatv1.CreateConversationResponse
+		if err := svc.Call(context.Background(), nc, names.Command(names.Messaging, "acme", names.ActionCreate),
+			&chatv1.CreateConversationRequest{Principal: alice, Participants: others}, &resp); err != nil {
+			break
+		}
+		created++
+	}
+	// Each create stores a record of 6.6 KB and 101 memberships of about
+	// 170 bytes: 64 KiB buckets take a few.
+	if created == 0 || created >= 10 {
+		t.Fatalf("created %d conversations of 101 participants in buckets of 64 KiB", created)
+	}
+	t.Logf("buckets of 64 KiB took %d conversations of 101 participants", created)
 }

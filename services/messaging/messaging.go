@@ -24,6 +24,7 @@ package messaging
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"hash/maphash"
 	"log/slog"
@@ -34,6 +35,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/switchboard-chat/switchboard/kit/ids"
 	"github.com/switchboard-chat/switchboard/kit/natsx"
 	"github.com/switchboard-chat/switchboard/kit/svc"
 	"github.com/switchboard-chat/switchboard/proto/names"
@@ -45,6 +47,16 @@ type Config struct {
 	Replicas int
 	// Retention of durable events. Default DefaultRetention.
 	Retention time.Duration
+	// StreamMaxBytes bounds CHAT_EVENTS (on each replica): past it the
+	// oldest events go, as they do past Retention. chat_messages, which
+	// holds a smaller entry per message for as long, has the same bound.
+	// Negative: no bound. Default DefaultStreamMaxBytes (10 GiB).
+	StreamMaxBytes int64
+	// BucketMaxBytes bounds each of chat_conversations, chat_memberships,
+	// chat_receipts and chat_typing: a full bucket refuses new entries
+	// (new conversations, memberships, markers). Negative: no bound.
+	// Default DefaultBucketMaxBytes (1 GiB).
+	BucketMaxBytes int64
 	// DedupeWindow is how long a clientMsgId is remembered. Default 10 min.
 	DedupeWindow time.Duration
 	// MaxContentBytes bounds a message's content. Default
@@ -72,10 +84,13 @@ type Config struct {
 	Now func() time.Time
 }
 
-// Defaults of the Config fields that a flag shows too.
+// Defaults of the Config fields that a flag shows too. The size limits'
+// reasoning is in README.md, "Configuration".
 const (
 	DefaultRetention       = 7 * 24 * time.Hour
 	DefaultMaxContentBytes = 4096
+	DefaultStreamMaxBytes  = int64(10 << 30)
+	DefaultBucketMaxBytes  = int64(1 << 30)
 )
 
 func (c *Config) setDefaults() {
@@ -84,6 +99,12 @@ func (c *Config) setDefaults() {
 	}
 	if c.Retention <= 0 {
 		c.Retention = DefaultRetention
+	}
+	if c.StreamMaxBytes == 0 {
+		c.StreamMaxBytes = DefaultStreamMaxBytes
+	}
+	if c.BucketMaxBytes == 0 {
+		c.BucketMaxBytes = DefaultBucketMaxBytes
 	}
 	if c.DedupeWindow <= 0 {
 		c.DedupeWindow = 10 * time.Minute
@@ -147,7 +168,7 @@ func New(ctx context.Context, nc *nats.Conn, cfg Config) (*Service, error) {
 		return nil, err
 	}
 	if err := s.setup(ctx); err != nil {
-		return nil, err
+		return nil, storageHint(err)
 	}
 	wctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
@@ -175,6 +196,7 @@ func (s *Service) setup(ctx context.Context) error {
 		Storage:     jetstream.FileStorage,
 		Replicas:    s.cfg.Replicas,
 		MaxAge:      s.cfg.Retention,
+		MaxBytes:    limitBytes(s.cfg.StreamMaxBytes),
 		Duplicates:  s.cfg.DedupeWindow,
 		AllowDirect: true,
 		// A conversation's events are read back by sequence; never discard
@@ -184,28 +206,55 @@ func (s *Service) setup(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	kv := func(bucket, desc string, ttl, markerTTL time.Duration) (jetstream.KeyValue, error) {
+	kv := func(bucket, desc string, ttl, markerTTL time.Duration, maxBytes int64, maxValue int) (jetstream.KeyValue, error) {
 		return natsx.EnsureKV(ctx, s.js, jetstream.KeyValueConfig{
 			Bucket: bucket, Description: desc, History: 1, TTL: ttl, LimitMarkerTTL: markerTTL,
+			MaxBytes: limitBytes(maxBytes), MaxValueSize: int32(maxValue),
 			Storage: jetstream.FileStorage, Replicas: s.cfg.Replicas,
 		})
 	}
-	if s.convs, err = kv(names.BucketConversations, "conversation records", 0, 0); err != nil {
+	// Values are bounded too: a record by the participants it may hold,
+	// the others are a few bytes (smallValue leaves room for headers).
+	const smallValue = 1 << 10
+	record := s.cfg.MaxParticipants*itemSize(ids.MaxLen) + 8*maxTitleChars + smallValue
+	bucketBytes := s.cfg.BucketMaxBytes
+	if s.convs, err = kv(names.BucketConversations, "conversation records", 0, 0, bucketBytes, record); err != nil {
 		return err
 	}
-	if s.members, err = kv(names.BucketMemberships, "user -> conversations index", 0, time.Second); err != nil {
+	if s.members, err = kv(names.BucketMemberships, "user -> conversations index", 0, time.Second, bucketBytes, smallValue); err != nil {
 		return err
 	}
-	if s.messages, err = kv(names.BucketMessages, "message sender and deleted state", s.cfg.Retention, 0); err != nil {
+	if s.messages, err = kv(names.BucketMessages, "message sender and deleted state", s.cfg.Retention, 0, s.cfg.StreamMaxBytes, smallValue); err != nil {
 		return err
 	}
-	if s.receipts, err = kv(names.BucketReceipts, "delivered and read markers", 0, 0); err != nil {
+	if s.receipts, err = kv(names.BucketReceipts, "delivered and read markers", 0, 0, bucketBytes, smallValue); err != nil {
 		return err
 	}
 	// Per-key TTLs need limit markers, and History 1 (docs/nats-notes.md):
 	// typists expire, memberships' delete markers expire.
-	s.typists, err = kv(names.BucketTyping, "who is typing, one key per typist with a TTL", 0, time.Second)
+	s.typists, err = kv(names.BucketTyping, "who is typing, one key per typist with a TTL", 0, time.Second, bucketBytes, smallValue)
 	return err
+}
+
+// storageHint explains a refusal to reserve the size limits.
+func storageHint(err error) error {
+	var apiErr *jetstream.APIError
+	if errors.As(err, &apiErr) && apiErr.ErrorCode == errStorageResourcesExceeded {
+		return fmt.Errorf("%w (JetStream reserves the size limits of the stream and buckets: lower StreamMaxBytes or BucketMaxBytes, or give the server more store)", err)
+	}
+	return err
+}
+
+// errStorageResourcesExceeded is JetStream's "insufficient storage
+// resources available".
+const errStorageResourcesExceeded jetstream.ErrorCode = 10047
+
+// limitBytes is a size limit as JetStream takes it: -1 for none.
+func limitBytes(n int64) int64 {
+	if n < 0 {
+		return -1
+	}
+	return n
 }
 
 func (s *Service) register() error {

@@ -16,11 +16,15 @@ func main() {
 	common.Register(fs)
 	retention := fs.Duration("retention", messaging.DefaultRetention, "how long conversation events are kept")
 	maxContent := fs.Int("max-content-bytes", messaging.DefaultMaxContentBytes, "largest message content in bytes")
+	streamMax := fs.Int64("stream-max-bytes", messaging.DefaultStreamMaxBytes, "size limit of the events stream and of the message state bucket, in bytes (-1: none)")
+	kvMax := fs.Int64("kv-max-bytes", messaging.DefaultBucketMaxBytes, "size limit of each other bucket, in bytes (-1: none)")
 	cli.Main("messaging", fs, &common, func(ctx context.Context, env cli.Env) (func(context.Context) error, error) {
 		s, err := messaging.New(ctx, env.NC, messaging.Config{
 			Replicas:        env.Common.Replicas,
 			Retention:       *retention,
 			MaxContentBytes: *maxContent,
+			StreamMaxBytes:  *streamMax,
+			BucketMaxBytes:  *kvMax,
 			Registerer:      env.Registry,
 			Logger:          env.Log,
 		})

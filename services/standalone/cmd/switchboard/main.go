@@ -34,6 +34,8 @@ func main() {
 	natsListen := fs.String("nats-listen", "127.0.0.1:4222", "client listener of the embedded server, for internal services")
 	retention := fs.Duration("retention", messaging.DefaultRetention, "how long conversation events are kept")
 	metricsListen := fs.String("metrics-listen", edge.DefaultMetricsListen, "Prometheus /metrics, /healthz and /readyz listener, every service's (empty or port 0: off; the WebSocket listener serves no metrics)")
+	streamMax := fs.Int64("stream-max-bytes", messaging.DefaultStreamMaxBytes, "size limit of the events stream and of the message state bucket, in bytes (-1: none)")
+	kvMax := fs.Int64("kv-max-bytes", messaging.DefaultBucketMaxBytes, "size limit of each other messaging bucket, in bytes (-1: none)")
 	presenceTTL := fs.Duration("presence-ttl", presence.DefaultTTL, "a connection without a heartbeat for this long is offline")
 	presenceGrace := fs.Duration("presence-grace", presence.DefaultGrace, "how long a user without connections stays shown before offline")
 	var ef edge.Flags
@@ -60,7 +62,7 @@ func main() {
 		Listen:        ef.Listen,
 		MetricsListen: metricsAddr(*metricsListen),
 		Edge:          ec,
-		Messaging:     messaging.Config{Replicas: common.Replicas, Retention: *retention},
+		Messaging:     messaging.Config{Replicas: common.Replicas, Retention: *retention, StreamMaxBytes: *streamMax, BucketMaxBytes: *kvMax},
 		Presence:      presence.Config{Replicas: common.Replicas, TTL: *presenceTTL, Grace: *presenceGrace},
 		RateLimit:     ratelimit.Config{Replicas: common.Replicas},
 		Logger:        log,
