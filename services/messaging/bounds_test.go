@@ -238,7 +238,7 @@ func TestStreamAndBucketsHaveSizeLimits(t *testing.T) {
 			}
 		}
 	}
-	check(Config{}, 10<<30, 1<<30)
+	check(Config{}, DefaultStreamMaxBytes, DefaultBucketMaxBytes)
 	check(Config{StreamMaxBytes: 64 << 20, BucketMaxBytes: 8 << 20}, 64<<20, 8<<20)
 	check(Config{StreamMaxBytes: -1, BucketMaxBytes: -1}, -1, -1)
 }

@@ -50,12 +50,12 @@ type Config struct {
 	// StreamMaxBytes bounds CHAT_EVENTS (on each replica): past it the
 	// oldest events go, as they do past Retention. chat_messages, which
 	// holds a smaller entry per message for as long, has the same bound.
-	// Negative: no bound. Default DefaultStreamMaxBytes (10 GiB).
+	// Negative: no bound. Default DefaultStreamMaxBytes (2 GiB).
 	StreamMaxBytes int64
 	// BucketMaxBytes bounds each of chat_conversations, chat_memberships,
 	// chat_receipts and chat_typing: a full bucket refuses new entries
 	// (new conversations, memberships, markers). Negative: no bound.
-	// Default DefaultBucketMaxBytes (1 GiB).
+	// Default DefaultBucketMaxBytes (256 MiB).
 	BucketMaxBytes int64
 	// DedupeWindow is how long a clientMsgId is remembered. Default 10 min.
 	DedupeWindow time.Duration
@@ -89,8 +89,8 @@ type Config struct {
 const (
 	DefaultRetention       = 7 * 24 * time.Hour
 	DefaultMaxContentBytes = 4096
-	DefaultStreamMaxBytes  = int64(10 << 30)
-	DefaultBucketMaxBytes  = int64(1 << 30)
+	DefaultStreamMaxBytes  = int64(2 << 30)
+	DefaultBucketMaxBytes  = int64(256 << 20)
 )
 
 func (c *Config) setDefaults() {
