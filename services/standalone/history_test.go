@@ -126,7 +126,7 @@ func TestHistorySurvivesARestart(t *testing.T) {
 	conv := alice.create("bob")
 	var sent []sendAck
 	for i := range 3 {
-		sent = append(sent, alice.send(conv, fmt.Sprint(i)))
+		sent = append(sent, decode[sendAck](t, alice.do("message:send", map[string]any{"conversationId": conv, "content": fmt.Sprint(i), "clientMsgId": fmt.Sprintf("r-%d", i)})))
 	}
 	if err := f.sys.Shutdown(context.Background()); err != nil {
 		t.Fatal(err)
@@ -144,9 +144,15 @@ func TestHistorySurvivesARestart(t *testing.T) {
 	if len(got) != 3 || got[0] != sent[0].MessageID || got[2] != sent[2].MessageID || ack.LastSeq != sent[2].Seq {
 		t.Fatalf("after restart: messages %v lastSeq %d, want %v..%v lastSeq %d", got, ack.LastSeq, sent[0].MessageID, sent[2].MessageID, sent[2].Seq)
 	}
-	// The dedupe window survives too.
-	again := decode[sendAck](t, bob.do("message:send", map[string]any{"conversationId": conv, "content": "x", "clientMsgId": "b-1"}))
-	if again.Duplicate {
+	// The dedupe window survives too: a resend from before the restart is
+	// answered with its first ack and creates nothing; a new one is new.
+	alice2 := f2.dial("acme", "alice")
+	again := decode[sendAck](t, alice2.do("message:send", map[string]any{"conversationId": conv, "content": "1", "clientMsgId": "r-1"}))
+	if !again.Duplicate || again.MessageID != sent[1].MessageID || again.Seq != sent[1].Seq {
+		t.Fatalf("a resend after the restart: %+v, want a duplicate of %+v", again, sent[1])
+	}
+	fresh := decode[sendAck](t, bob.do("message:send", map[string]any{"conversationId": conv, "content": "x", "clientMsgId": "b-1"}))
+	if fresh.Duplicate {
 		t.Fatal("a new clientMsgId was a duplicate")
 	}
 }
