@@ -21,10 +21,7 @@ func (s *Server) accept(w http.ResponseWriter, r *http.Request) {
 		s.tooMany(w, r, "upgrade rate per address")
 		return
 	}
-	if origin := r.Header.Get("Origin"); origin != "" && len(s.cfg.AllowedOrigins) > 0 && !slices.Contains(s.cfg.AllowedOrigins, origin) {
-		s.metrics.authFailures.WithLabelValues("origin").Inc()
-		s.log.Info("upgrade refused", "reason", "origin not allowed", "remote", r.RemoteAddr)
-		http.Error(w, "origin not allowed", http.StatusForbidden)
+	if !s.originAllowed(w, r) {
 		return
 	}
 	token := bearer(r)
@@ -62,11 +59,23 @@ func (s *Server) accept(w http.ResponseWriter, r *http.Request) {
 	// This goroutine returns to net/http, which then drops the request,
 	// its buffers and its stack: an idle connection keeps only what the
 	// edge needs (no goroutine when the poller watches it).
-	c := s.open(nc, id, early, func() {
+	c := s.open(nc, id, early, nil, func() {
 		s.admit.release(id.Org, id.User)
 		s.readers.Done()
 	})
 	c.begin()
+}
+
+// originAllowed checks the Origin allow-list and answers 403 for an
+// origin not in it.
+func (s *Server) originAllowed(w http.ResponseWriter, r *http.Request) bool {
+	if origin := r.Header.Get("Origin"); origin != "" && len(s.cfg.AllowedOrigins) > 0 && !slices.Contains(s.cfg.AllowedOrigins, origin) {
+		s.metrics.authFailures.WithLabelValues("origin").Inc()
+		s.log.Info("upgrade refused", "reason", "origin not allowed", "remote", r.RemoteAddr)
+		http.Error(w, "origin not allowed", http.StatusForbidden)
+		return false
+	}
+	return true
 }
 
 func (s *Server) refuse(w http.ResponseWriter, r *http.Request, label, why string) {

@@ -74,14 +74,17 @@ type conn struct {
 	fd         int
 	finishOnce sync.Once
 	onFinish   func() // from the upgrade: releases its admission and count
+
+	sio *sioSession // set by open for a Socket.IO session, else nil
 }
 
 // open sets a new connection up: registered, subscribed to its user's
 // events, reported to presence, greeted with the session event. It runs on
 // the upgrade's goroutine, whose deep stack ends with it. early holds bytes
 // that came behind the upgrade request; onFinish runs when the connection
-// is taken apart. Reading starts with begin.
-func (s *Server) open(nc net.Conn, id Identity, early []byte, onFinish func()) *conn {
+// is taken apart; sio is set for a Socket.IO session. Reading starts with
+// begin.
+func (s *Server) open(nc net.Conn, id Identity, early []byte, sio *sioSession, onFinish func()) *conn {
 	now := time.Now()
 	c := &conn{
 		s: s, nc: nc, seq: connSeq.Add(1), id: ids.New(), org: id.Org, user: id.User,
@@ -107,6 +110,9 @@ func (s *Server) open(nc net.Conn, id Identity, early []byte, onFinish func()) *
 	if s.poller != nil && len(early) == 0 {
 		c.fd, c.polled = fdOf(nc)
 		c.fr.yield = c.polled
+	}
+	if sio != nil {
+		sio.attach(c) // its connect reply is the first packet
 	}
 
 	s.conns.add(c)
@@ -237,6 +243,10 @@ func (c *conn) closeNow() {
 func (c *conn) tick(now time.Time, hb *heartbeats) {
 	n := now.UnixNano()
 	cfg := &c.s.cfg
+	if c.sio != nil && c.sio.lost(c, n) {
+		c.close(CloseNormal, "ping timeout", false)
+		return
+	}
 	if n-c.lastRead.Load() > int64(cfg.IdleTimeout) {
 		c.close(CloseNormal, "idle timeout", false)
 		return

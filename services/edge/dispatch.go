@@ -50,11 +50,20 @@ func init() {
 
 // handle runs one client frame. A returned error closes the connection.
 func (c *conn) handle(msg []byte) error {
+	if c.sio != nil {
+		return c.handleSocketIO(msg)
+	}
 	cmd, err := decodeCommand(msg)
 	if errors.Is(err, errNotJSON) {
 		c.s.metrics.commands.WithLabelValues("invalid", "not_json").Inc()
 		return closeWith(ClosePolicy, "frame is not JSON")
 	}
+	return c.run(cmd, err)
+}
+
+// run runs a decoded command, or replies with err, why it is not valid:
+// the one path of every command, whichever protocol's decoder made it.
+func (c *conn) run(cmd command, err error) error {
 	now := time.Now()
 	if err == nil && now.UnixNano() >= c.expires.Load() {
 		c.send(errorReply(cmd.ID, errs.New(errs.CodeUnauthenticated, "token expired")))

@@ -33,4 +33,38 @@
 //  7. The end: a close code is sent as the last frame, the socket closed,
 //     the connection taken out of its rooms and reported gone to presence.
 //     Shutdown closes every socket with 1012.
+//
+// A Socket.IO session (docs/protocol.md section 6) is the same connection
+// with another decoder on the way in and another rendering on the way out:
+//
+//  1. Upgrade (socketio.go, acceptSocketIO): /socket.io/ with EIO=4 and
+//     transport=websocket, else 400 with Engine.IO's JSON error body; then
+//     the checks of /ws that come before the token (draining, attempts per
+//     address, Origin) and the upgrade.
+//  2. Handshake (socketio.go, handshake): still on the upgrade's goroutine,
+//     the open packet is written, then packets are read for at most
+//     SocketIOConnectTimeout until a connect packet for "/" (another
+//     namespace gets 44 "Invalid namespace"). Its token goes through the
+//     same Verify and the same connection limits as at /ws: a token defect
+//     is refused with 44 (the client does not retry), a limit with a close
+//     1013 and no 44 (the client retries with backoff).
+//  3. Setup: open as for /ws, with a sioSession attached before anything is
+//     queued: the connect reply 40{"sid":<connectionId>} is the first
+//     packet, the session event the second.
+//  4. Reading (sio_session.go, sio_packet.go): each Engine.IO packet is
+//     decoded; an event 42[<id>]["type",data] becomes the command
+//     {id, type, data} and takes the same path as a /ws frame (run): checks,
+//     limits, handlers, replies. A packet that breaks Socket.IO's rules
+//     closes with 1008; binary events are refused as invalid and their
+//     attachments read and dropped (frame.go's onBinary).
+//  5. Writing (sio_render.go, called by send and close): every frame is the
+//     JSON protocol's, rendered once; the session queues the packet made
+//     from it: events 42["type",data] (cached per event, so a room's
+//     sockets share one packet as they share one frame), replies to acks
+//     43<id>[data] or 43<id>[{"error":{"type",...}}], the janitor's ping as
+//     Engine.IO's 2, and a close code as an error event and 41 before the
+//     close frame.
+//  6. Keep-alive: the janitor pings every PingInterval; a session without a
+//     pong within pingTimeout (IdleTimeout - PingInterval) ends with a bare
+//     close 1000, which socket.io-client answers by reconnecting.
 package edge

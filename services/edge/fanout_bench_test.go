@@ -49,6 +49,13 @@ const fanoutBase = 1_000_000_000_000
 
 func newFanoutRig(tb testing.TB, sockets int) *fanoutRig {
 	tb.Helper()
+	return newFanoutRigOf(tb, sockets, false)
+}
+
+// newFanoutRigOf is newFanoutRig whose sockets are Socket.IO sessions when
+// socketIO is set.
+func newFanoutRigOf(tb testing.TB, sockets int, socketIO bool) *fanoutRig {
+	tb.Helper()
 	nc := natstest.Conn(tb, natstest.Server(tb))
 	s, err := New(nc, Config{
 		Auth:   AuthConfig{Secret: testSecret},
@@ -77,6 +84,9 @@ func newFanoutRig(tb testing.TB, sockets int) *fanoutRig {
 	rig.timer.Stop()
 	rig.ev.Seq, rig.ev.PrevSeq = fanoutBase+1, fanoutBase
 	want := eventFrame(rig.ev) // the first event's
+	if socketIO {
+		want = textFrame(sioPacketOf(framePayload(want)))
+	}
 	rig.frameLen = len(want)
 	rig.ev.Seq = fanoutBase // deliver steps to fanoutBase+1
 
@@ -113,6 +123,9 @@ func newFanoutRig(tb testing.TB, sockets int) *fanoutRig {
 		c := &conn{s: s, nc: sc, seq: connSeq.Add(1), id: fmt.Sprintf("conn%d", i), org: "acme", user: fmt.Sprintf("user%d", i),
 			rooms: map[string]*room{}, done: make(chan struct{})}
 		c.flushFn = c.flush
+		if socketIO {
+			c.sio = &sioSession{x: s.sio}
+		}
 		r, err := s.hub.acquire(c, "general")
 		if err != nil {
 			tb.Fatal(err)

@@ -92,6 +92,10 @@ type frameReader struct {
 	// called for every frame read (activity).
 	onPing  func(payload []byte)
 	onFrame func()
+	// onBinary, when set, is called for each binary message, which is
+	// read and dropped (a Socket.IO attachment); its error ends the
+	// connection. Without it a binary frame closes with 1003.
+	onBinary func() error
 	// yield makes next return (nil, 0, nil) after a control frame instead
 	// of reading on: the poller's goroutine then gives the socket back
 	// rather than wait for a message that may not come.
@@ -104,7 +108,7 @@ type frameReader struct {
 // close frame (whose code it returns), or a read error.
 func (fr *frameReader) next() ([]byte, ws.StatusCode, error) {
 	var msg []byte
-	fragmented := false
+	fragmented, binary := false, false
 	fragments := 0
 	for {
 		h, err := ws.ReadHeaderBuffer(fr.r, fr.hdr[:])
@@ -144,18 +148,19 @@ func (fr *frameReader) next() ([]byte, ws.StatusCode, error) {
 			continue
 		}
 		switch {
-		case h.OpCode == ws.OpBinary:
+		case h.OpCode == ws.OpBinary && fr.onBinary == nil:
 			return nil, 0, closeWith(CloseUnsupported, "binary frames are not accepted")
 		case h.OpCode == ws.OpContinuation && !fragmented:
 			return nil, 0, closeWith(CloseProtocolError, "continuation without a message")
-		case h.OpCode == ws.OpText && fragmented:
+		case (h.OpCode == ws.OpText || h.OpCode == ws.OpBinary) && fragmented:
 			return nil, 0, closeWith(CloseProtocolError, "new message inside a fragmented one")
-		case h.OpCode != ws.OpText && h.OpCode != ws.OpContinuation:
+		case h.OpCode != ws.OpText && h.OpCode != ws.OpBinary && h.OpCode != ws.OpContinuation:
 			return nil, 0, closeWith(CloseProtocolError, "unknown opcode")
 		}
 		if fragments++; fragments > maxFragments {
 			return nil, 0, closeWith(ClosePolicy, "message in more than 64 fragments")
 		}
+		binary = binary || h.OpCode == ws.OpBinary
 		if h.Length > int64(fr.maxBytes-len(msg)) {
 			return nil, 0, closeWith(CloseTooBig, "message too big")
 		}
@@ -164,6 +169,16 @@ func (fr *frameReader) next() ([]byte, ws.StatusCode, error) {
 		}
 		if !h.Fin {
 			fragmented = true
+			continue
+		}
+		if binary {
+			if err := fr.onBinary(); err != nil {
+				return nil, 0, err
+			}
+			msg, fragmented, binary, fragments = nil, false, false, 0
+			if fr.yield {
+				return nil, 0, nil
+			}
 			continue
 		}
 		if !utf8.Valid(msg) {

@@ -16,6 +16,9 @@ const hurryTimeout = time.Second
 // frame is dropped. The same frame bytes may be queued on many sockets;
 // nobody writes to them. It reports whether the frame was queued.
 func (c *conn) send(frame []byte) bool {
+	if c.sio != nil {
+		frame = c.sio.outgoing(frame)
+	}
 	c.qmu.Lock()
 	if c.closing {
 		c.qmu.Unlock()
@@ -54,6 +57,9 @@ func (c *conn) close(code ws.StatusCode, reason string, drop bool) {
 		c.queue, c.queued = c.queue[:0], 0
 		c.hurry = true
 		_ = c.nc.SetWriteDeadline(time.Now().Add(hurryTimeout))
+	}
+	if c.sio != nil {
+		c.queue = c.sio.notice(c.queue, code, reason)
 	}
 	c.queue = append(c.queue, closeFrame(code, reason))
 	start := !c.writing

@@ -95,6 +95,9 @@ type Config struct {
 	Limits limits.Set
 	// ID names this edge (in presence entries and logs). Default random.
 	ID string
+	// SocketIOConnectTimeout bounds the wait for a Socket.IO session's
+	// connect packet (the token). Default 10s.
+	SocketIOConnectTimeout time.Duration
 	// NoPoller gives every connection a reader goroutine instead of
 	// watching idle sockets with epoll (Linux). Default false.
 	NoPoller bool
@@ -141,6 +144,7 @@ func (c *Config) setDefaults() {
 	def(&c.PresenceThrottle, time.Second)
 	def(&c.RateLimitTimeout, 250*time.Millisecond)
 	def(&c.RateLimitRetry, time.Second)
+	def(&c.SocketIOConnectTimeout, 10*time.Second)
 	defInt(&c.MaxUpgradesPerIP, DefaultMaxUpgradesPerIP)
 	defInt(&c.MaxConnectionsPerUser, DefaultMaxConnectionsPerUser)
 	defInt(&c.MaxConnections, DefaultMaxConnections)
@@ -178,6 +182,7 @@ type Server struct {
 	conns   connSet
 	mux     *http.ServeMux
 	limits  map[string]limitJSON // the session event's limits
+	sio     *socketIO
 
 	warned   sync.Map // key -> *atomic.Int64, see warnEvery
 	draining atomic.Bool
@@ -217,13 +222,16 @@ func New(nc *nats.Conn, cfg Config) (*Server, error) {
 	s.admit = newAdmission(s)
 	s.mux = obs.HealthMux(s.Ready)
 	s.mux.HandleFunc("GET /ws", s.accept)
+	s.sio = newSocketIO(s)
+	s.mux.HandleFunc("/socket.io/", s.acceptSocketIO)
 	s.janitor.Add(1)
 	go s.sweep()
 	return s, nil
 }
 
-// Handler serves /ws, /healthz and /readyz: nothing else is on the public
-// listener (no /metrics, whose connection gauge names the organizations).
+// Handler serves /ws, /socket.io/, /healthz and /readyz: nothing else is
+// on the public listener (no /metrics, whose connection gauge names the
+// organizations).
 func (s *Server) Handler() http.Handler { return s.mux }
 
 // Ready reports whether the edge takes connections: not draining, and
@@ -263,6 +271,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		s.mu.Unlock()
 		close(s.stop)
 		s.janitor.Wait()
+		s.sio.shutdown()
 		s.conns.each(func(c *conn) { c.close(CloseRestart, "server restarting", false) })
 	})
 	done := make(chan struct{})
