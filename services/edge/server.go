@@ -224,14 +224,15 @@ func New(nc *nats.Conn, cfg Config) (*Server, error) {
 	s.mux.HandleFunc("GET /ws", s.accept)
 	s.sio = newSocketIO(s)
 	s.mux.HandleFunc("/socket.io/", s.acceptSocketIO)
+	serveApp(s.mux)
 	s.janitor.Add(1)
 	go s.sweep()
 	return s, nil
 }
 
-// Handler serves /ws, /socket.io/, /healthz and /readyz: nothing else is
-// on the public listener (no /metrics, whose connection gauge names the
-// organizations).
+// Handler serves /ws, /socket.io/, the browser app (/), /healthz and
+// /readyz: nothing else is on the public listener (no /metrics, whose
+// connection gauge names the organizations).
 func (s *Server) Handler() http.Handler { return s.mux }
 
 // Ready reports whether the edge takes connections: not draining, and

@@ -22,9 +22,9 @@ func httpGet(t *testing.T, url string) (int, string) {
 	return resp.StatusCode, string(body)
 }
 
-// The public listener serves /ws, /healthz and /readyz only: the metrics,
-// whose connection gauge names every organization connected, are on their
-// own listener.
+// The public listener serves /ws, /socket.io/, the browser app (/ and
+// /app/), /healthz and /readyz only: the metrics, whose connection gauge
+// names every organization connected, are on their own listener.
 func TestMetricsOnlyOnTheirListener(t *testing.T) {
 	f := start(t, func(c *Config) { c.MetricsListen = "127.0.0.1:0" })
 	f.dial("acme", "alice")
@@ -32,10 +32,13 @@ func TestMetricsOnlyOnTheirListener(t *testing.T) {
 	if public == metrics {
 		t.Fatalf("one listener for both: %s", public)
 	}
-	for _, path := range []string{"/metrics", "/debug/pprof/", "/"} {
+	for _, path := range []string{"/metrics", "/debug/pprof/", "/index.html", "/app/../metrics"} {
 		if code, _ := httpGet(t, public+path); code != http.StatusNotFound {
 			t.Errorf("GET %s on the public listener: %d, want 404", path, code)
 		}
+	}
+	if code, body := httpGet(t, public+"/"); code != http.StatusOK || !strings.Contains(body, "<title>Switchboard</title>") {
+		t.Errorf("GET / on the public listener: %d, want the app", code)
 	}
 	for _, path := range []string{"/healthz", "/readyz"} {
 		if code, body := httpGet(t, public+path); code != http.StatusOK {

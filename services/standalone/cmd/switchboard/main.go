@@ -71,7 +71,7 @@ func main() {
 		log.Error("start", "err", err)
 		os.Exit(1)
 	}
-	log.Info("switchboard ready", "ws", "ws://"+sys.Addr()+"/ws", "nats", sys.NatsURL())
+	log.Info("switchboard ready", "ws", "ws://"+sys.Addr()+"/ws", "socketio", "http://"+sys.Addr()+"/socket.io/", "app", "http://"+sys.Addr()+"/", "nats", sys.NatsURL())
 	if ps, err := obs.Serve(common.PprofListen, obs.PprofMux(), log); err != nil {
 		log.Warn("pprof listener", "err", err)
 	} else {
@@ -114,8 +114,9 @@ func printDevStart(secret, addr string) {
   alice:  %s
   bob:    %s
 
-  Try:  npx wscat -c "ws://%s/ws?access_token=<token>"
+  The app:  http://%s/  (paste a token; one browser tab per user)
+  Try:      npx wscat -c "ws://%s/ws?access_token=<token>"
 ================================================================================
 
-`, secret, alice, bob, addr)
+`, secret, alice, bob, addr, addr)
 }
