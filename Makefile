@@ -6,12 +6,13 @@ export PATH := /usr/local/go/bin:$(PATH)
 MODULES := proto kit services/messaging services/presence services/ratelimit services/edge services/standalone tools/loadgen
 GO_TEST_FLAGS ?= -race -count=1 -timeout 15m
 
-.PHONY: run test proto proto-check vet fmt-check standalone-builds unit bench build loadgen clean
+.PHONY: run test proto proto-check vet fmt-check standalone-builds unit bench build loadgen clean \
+	test-node test-socketio test-browser node-deps chromium switchboard-bin
 
 run:
 	go run ./services/standalone/cmd/switchboard
 
-test: proto-check fmt-check vet standalone-builds unit
+test: proto-check fmt-check vet standalone-builds unit test-node
 
 proto:
 	scripts/gen-proto.sh
@@ -35,6 +36,44 @@ standalone-builds:
 unit:
 	@for m in $(MODULES); do echo "go test $$m"; (cd $$m && go test $(GO_TEST_FLAGS) ./...) || exit 1; done
 
+# Tests with real clients (tests/node): socket.io-client 4.8.x against
+# /socket.io/, and the browser app in Debian's chromium driven by
+# playwright-core (which never downloads a browser). Both run the
+# standalone binary on loopback ports of their own. Screenshots go to
+# $(ARTIFACTS_DIR).
+NODE_TESTS := tests/node
+ARTIFACTS_DIR ?= $(CURDIR)/tests/node/artifacts
+export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD := 1
+
+test-node: test-socketio test-browser
+
+test-socketio: node-deps switchboard-bin
+	cd $(NODE_TESTS) && SWITCHBOARD_BIN=$(CURDIR)/.bin/switchboard node --test --test-concurrency=1 socketio.test.mjs
+
+test-browser: node-deps chromium switchboard-bin
+	cd $(NODE_TESTS) && SWITCHBOARD_BIN=$(CURDIR)/.bin/switchboard ARTIFACTS_DIR=$(ARTIFACTS_DIR) \
+		node --test --test-concurrency=1 browser.test.mjs
+
+node-deps: $(NODE_TESTS)/node_modules/.package-lock.json
+
+# npm ci installs exactly the committed package-lock.json, again when it
+# changes.
+$(NODE_TESTS)/node_modules/.package-lock.json: $(NODE_TESTS)/package.json $(NODE_TESTS)/package-lock.json
+	@command -v node >/dev/null && command -v npm >/dev/null || { echo "node and npm are needed for tests/node"; exit 1; }
+	cd $(NODE_TESTS) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+# Debian's chromium, installed when missing (as root, as CI runs).
+chromium:
+	@if [ ! -x /usr/bin/chromium ]; then \
+		if [ "$$(id -u)" != 0 ]; then echo "install chromium: apt-get install -y --no-install-recommends chromium"; exit 1; fi; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; \
+	fi
+
+switchboard-bin:
+	mkdir -p .bin
+	go build -o .bin/switchboard ./services/standalone/cmd/switchboard
+
 bench:
 	cd services/edge && go test -run '^$$' -bench . -benchmem ./...
 
@@ -52,4 +91,4 @@ loadgen:
 	go build -o bin/loadgen ./tools/loadgen
 
 clean:
-	rm -rf bin data .bin
+	rm -rf bin data .bin tests/node/node_modules tests/node/artifacts
