@@ -1,8 +1,9 @@
 // Package svc runs a service's command endpoints on NATS micro: one endpoint
-// per action on chat.cmd.<service>.*.<action>, in the service's queue group,
-// protobuf in and out, the principal's org checked against the subject, and
-// every request handled on a bounded pool of goroutines (micro delivers an
-// endpoint's requests one at a time, see docs/nats-notes.md).
+// per action on chat.cmd.<service>.*.<action> (and, for a service that
+// backends call, chat.sys.<service>.*.<action>), in the service's queue
+// group, protobuf in and out, the principal's org checked against the
+// subject, and every request handled on a bounded pool of goroutines (micro
+// delivers an endpoint's requests one at a time, see docs/nats-notes.md).
 package svc
 
 import (
@@ -28,6 +29,10 @@ import (
 type Config struct {
 	// Name is the service name and queue group (names.Messaging, ...).
 	Name string
+	// System also serves every action on chat.sys.<service>.*.<action>,
+	// where backends of an org send commands as the organization or one of
+	// its users. A system principal is refused anywhere else.
+	System bool
 	// Version is shown by $SRV.INFO. Default "0.1.0".
 	Version string
 	// Workers bounds the requests handled at once. Default 256.
@@ -186,19 +191,30 @@ func Handle[Req Request, Resp proto.Message](s *Server, action string, fn Handle
 		micro.WithEndpointSubject(names.CommandWildcard(s.cfg.Name, action))); err != nil {
 		return err
 	}
+	if s.cfg.System {
+		if err := s.micro.AddEndpoint("system-"+action, micro.HandlerFunc(handler),
+			micro.WithEndpointSubject(names.SystemCommandWildcard(s.cfg.Name, action))); err != nil {
+			return err
+		}
+	}
 	// The subscription reaches the server before Handle returns: a request
 	// sent right after is not "no responders".
 	return s.nc.Flush()
 }
 
 // checkPrincipal enforces tenancy at the service boundary: the <org> of
-// the subject must be the principal's, and both ids must be valid.
+// the subject must be the principal's, both ids must be valid, and only a
+// chat.sys subject (which edges may not publish to, and each backend only
+// for its own org) carries the organization itself.
 func checkPrincipal(subject string, p *chatv1.Principal) error {
 	if p == nil || !ids.Valid(p.GetOrg()) || !ids.Valid(p.GetUser()) {
 		return errs.New(errs.CodeUnauthenticated, "no valid principal")
 	}
 	if names.CommandOrg(subject) != p.GetOrg() {
 		return errs.Forbidden("organization mismatch")
+	}
+	if p.GetSystem() && !names.IsSystemCommand(subject) {
+		return errs.Forbidden("the organization acts only on chat.sys subjects")
 	}
 	return nil
 }

@@ -66,15 +66,39 @@ func CommandWildcard(service, action string) string {
 	return join("chat.cmd", service, "*", action)
 }
 
+// SystemCommand is the subject of a command that a backend of org sends:
+// chat.sys.<service>.<org>.<action>. Only there may a command act as the
+// organization itself (a system principal); edges cannot publish to it.
+func SystemCommand(service, org, action string) string {
+	return join("chat.sys", service, org, action)
+}
+
+// SystemCommandWildcard is SystemCommand's subject for one action of every
+// org: chat.sys.<service>.*.<action>.
+func SystemCommandWildcard(service, action string) string {
+	return join("chat.sys", service, "*", action)
+}
+
 // CommandOrg returns the <org> token of a command subject, or "" when the
-// subject is not chat.cmd.<service>.<org>.<action>.
+// subject is neither chat.cmd.<service>.<org>.<action> nor its chat.sys
+// counterpart.
 func CommandOrg(subject string) string {
 	parts := strings.Split(subject, ".")
-	if len(parts) != 5 || parts[0] != "chat" || parts[1] != "cmd" {
+	if len(parts) != 5 || parts[0] != "chat" || (parts[1] != "cmd" && parts[1] != "sys") {
 		return ""
 	}
 	return parts[3]
 }
+
+// IsSystemCommand reports whether subject is a chat.sys command subject.
+func IsSystemCommand(subject string) bool {
+	return strings.HasPrefix(subject, "chat.sys.") && CommandOrg(subject) != ""
+}
+
+// InboxPrefix is the inbox prefix of a NATS user (_INBOX_<user>): its
+// replies arrive under it, and it may subscribe to no other inbox, so that
+// no user reads another's replies (nats.CustomInboxPrefix).
+func InboxPrefix(user string) string { return "_INBOX_" + user }
 
 // ConvEvents is the subject of a conversation's live events.
 func ConvEvents(org, conv string) string { return join("chat.evt.conv", org, conv) }

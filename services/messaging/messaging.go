@@ -176,7 +176,7 @@ func New(ctx context.Context, nc *nats.Conn, cfg Config) (*Service, error) {
 		cancel()
 		return nil, err
 	}
-	s.srv, err = svc.New(nc, svc.Config{Name: names.Messaging, Workers: cfg.Workers, Registerer: cfg.Registerer, Logger: s.log})
+	s.srv, err = svc.New(nc, svc.Config{Name: names.Messaging, System: true, Workers: cfg.Workers, Registerer: cfg.Registerer, Logger: s.log})
 	if err != nil {
 		return nil, err
 	}
