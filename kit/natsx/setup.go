@@ -15,18 +15,70 @@ import (
 // creating the same bucket at once, answer late or not at all for a while.
 const setupTimeout = 30 * time.Second
 
-// EnsureStream creates the stream or updates it to cfg.
-func EnsureStream(ctx context.Context, js jetstream.JetStream, cfg jetstream.StreamConfig) (jetstream.Stream, error) {
+// Mode says what a Stream or KV call may do to JetStream state.
+type Mode int
+
+const (
+	// Open looks the stream or bucket up, and creates it only when it is
+	// missing; it never changes one. A service opens its state: its NATS
+	// user may read and write its streams and buckets but not manage them
+	// (an admin sets them up), and a user that may (tests, a development
+	// server) gets them created on first use.
+	Open Mode = iota
+	// Update creates the stream or bucket or updates it to the config:
+	// setup, by a user that may manage JetStream.
+	Update
+)
+
+// Stream opens or updates (mode) the stream cfg describes.
+func Stream(ctx context.Context, js jetstream.JetStream, cfg jetstream.StreamConfig, mode Mode) (jetstream.Stream, error) {
+	if mode == Update {
+		return retrySetup(ctx, "stream "+cfg.Name, func(ctx context.Context) (jetstream.Stream, error) {
+			return js.CreateOrUpdateStream(ctx, cfg)
+		})
+	}
 	return retrySetup(ctx, "stream "+cfg.Name, func(ctx context.Context) (jetstream.Stream, error) {
-		return js.CreateOrUpdateStream(ctx, cfg)
+		st, err := js.Stream(ctx, cfg.Name)
+		if !errors.Is(err, jetstream.ErrStreamNotFound) {
+			return st, err
+		}
+		if st, err = js.CreateStream(ctx, cfg); errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+			return js.Stream(ctx, cfg.Name) // another instance was first
+		}
+		return st, missing(err)
 	})
 }
 
-// EnsureKV creates the bucket or updates it to cfg.
-func EnsureKV(ctx context.Context, js jetstream.JetStream, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
+// KV opens or updates (mode) the bucket cfg describes.
+func KV(ctx context.Context, js jetstream.JetStream, cfg jetstream.KeyValueConfig, mode Mode) (jetstream.KeyValue, error) {
+	if mode == Update {
+		return retrySetup(ctx, "bucket "+cfg.Bucket, func(ctx context.Context) (jetstream.KeyValue, error) {
+			return js.CreateOrUpdateKeyValue(ctx, cfg)
+		})
+	}
 	return retrySetup(ctx, "bucket "+cfg.Bucket, func(ctx context.Context) (jetstream.KeyValue, error) {
-		return js.CreateOrUpdateKeyValue(ctx, cfg)
+		kv, err := js.KeyValue(ctx, cfg.Bucket)
+		if !errors.Is(err, jetstream.ErrBucketNotFound) {
+			return kv, err
+		}
+		if kv, err = js.CreateKeyValue(ctx, cfg); errors.Is(err, jetstream.ErrBucketExists) {
+			return js.KeyValue(ctx, cfg.Bucket) // another instance was first
+		}
+		return kv, missing(err)
 	})
+}
+
+// ErrNotSetUp is a stream or bucket that is missing and that this NATS
+// user could not create: run the setup with an admin user first.
+var ErrNotSetUp = errors.New("missing, and this NATS user could not create it (set JetStream up with an admin user: switchboard -setup)")
+
+// missing turns a create that got no answer, as a NATS user without the
+// permission gets, into ErrNotSetUp, which is not retried.
+func missing(err error) error {
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) {
+		return fmt.Errorf("%w: %v", ErrNotSetUp, err)
+	}
+	return err
 }
 
 func retrySetup[T any](ctx context.Context, what string, f func(context.Context) (T, error)) (T, error) {

@@ -155,8 +155,18 @@ type Service struct {
 	last  sync.Map        // <org>.<conv> -> uint64, the last seq this instance knows
 }
 
-// New sets up the stream and buckets (creating or updating them) and starts
-// answering commands.
+// Setup creates the stream and buckets of a Service with cfg, or updates
+// them to it. It needs a NATS user that may manage JetStream (an admin);
+// New only opens them (natsx.Open).
+func Setup(ctx context.Context, js jetstream.JetStream, cfg Config) error {
+	cfg.setDefaults()
+	s := &Service{cfg: cfg, js: js}
+	return storageHint(s.setup(ctx, natsx.Update))
+}
+
+// New opens the stream and buckets (creating them when missing, see
+// natsx.Open) and starts answering commands, on chat.cmd (edges) and
+// chat.sys (backends) subjects.
 func New(ctx context.Context, nc *nats.Conn, cfg Config) (*Service, error) {
 	cfg.setDefaults()
 	js, err := jetstream.New(nc)
@@ -167,7 +177,7 @@ func New(ctx context.Context, nc *nats.Conn, cfg Config) (*Service, error) {
 	if err := s.checkReplySizes(); err != nil {
 		return nil, err
 	}
-	if err := s.setup(ctx); err != nil {
+	if err := s.setup(ctx, natsx.Open); err != nil {
 		return nil, storageHint(err)
 	}
 	wctx, cancel := context.WithCancel(context.Background())
@@ -187,9 +197,9 @@ func New(ctx context.Context, nc *nats.Conn, cfg Config) (*Service, error) {
 	return s, nil
 }
 
-func (s *Service) setup(ctx context.Context) error {
+func (s *Service) setup(ctx context.Context, mode natsx.Mode) error {
 	var err error
-	s.events, err = natsx.EnsureStream(ctx, s.js, jetstream.StreamConfig{
+	s.events, err = natsx.Stream(ctx, s.js, jetstream.StreamConfig{
 		Name:        names.StreamEvents,
 		Description: "Switchboard durable conversation events",
 		Subjects:    []string{names.StoreSubjects},
@@ -202,16 +212,16 @@ func (s *Service) setup(ctx context.Context) error {
 		// A conversation's events are read back by sequence; never discard
 		// new ones to make room.
 		Discard: jetstream.DiscardOld,
-	})
+	}, mode)
 	if err != nil {
 		return err
 	}
 	kv := func(bucket, desc string, ttl, markerTTL time.Duration, maxBytes int64, maxValue int) (jetstream.KeyValue, error) {
-		return natsx.EnsureKV(ctx, s.js, jetstream.KeyValueConfig{
+		return natsx.KV(ctx, s.js, jetstream.KeyValueConfig{
 			Bucket: bucket, Description: desc, History: 1, TTL: ttl, LimitMarkerTTL: markerTTL,
 			MaxBytes: limitBytes(maxBytes), MaxValueSize: int32(maxValue),
 			Storage: jetstream.FileStorage, Replicas: s.cfg.Replicas,
-		})
+		}, mode)
 	}
 	// Values are bounded too: a record by the participants it may hold,
 	// the others are a few bytes (smallValue leaves room for headers).

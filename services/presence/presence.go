@@ -106,8 +106,24 @@ type Service struct {
 	wg     sync.WaitGroup // the watcher
 }
 
-// New sets up the bucket, loads the current connections and starts
-// answering commands.
+// Setup creates the bucket of a Service with cfg, or updates it to it. It
+// needs a NATS user that may manage JetStream (an admin); New only opens it
+// (natsx.Open).
+func Setup(ctx context.Context, js jetstream.JetStream, cfg Config) error {
+	cfg.setDefaults()
+	_, err := natsx.KV(ctx, js, bucketConfig(cfg), natsx.Update)
+	return err
+}
+
+func bucketConfig(cfg Config) jetstream.KeyValueConfig {
+	return jetstream.KeyValueConfig{
+		Bucket: names.BucketPresence, Description: "live connections (per-key TTL) and last-seen times",
+		History: 1, LimitMarkerTTL: time.Second, Storage: jetstream.FileStorage, Replicas: cfg.Replicas,
+	}
+}
+
+// New opens the bucket (creating it when missing, see natsx.Open), loads
+// the current connections and starts answering commands.
 func New(ctx context.Context, nc *nats.Conn, cfg Config) (*Service, error) {
 	cfg.setDefaults()
 	js, err := jetstream.New(nc)
@@ -118,11 +134,7 @@ func New(ctx context.Context, nc *nats.Conn, cfg Config) (*Service, error) {
 	if s.metrics, err = newMetrics(cfg.Registerer); err != nil {
 		return nil, err
 	}
-	s.kv, err = natsx.EnsureKV(ctx, js, jetstream.KeyValueConfig{
-		Bucket: names.BucketPresence, Description: "live connections (per-key TTL) and last-seen times",
-		History: 1, LimitMarkerTTL: time.Second, Storage: jetstream.FileStorage, Replicas: cfg.Replicas,
-	})
-	if err != nil {
+	if s.kv, err = natsx.KV(ctx, js, bucketConfig(cfg), natsx.Open); err != nil {
 		return nil, err
 	}
 	if s.stream, err = js.Stream(ctx, names.KVStream(names.BucketPresence)); err != nil {

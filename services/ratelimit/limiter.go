@@ -130,8 +130,19 @@ type Limiter struct {
 	conflicts prometheus.Counter
 }
 
-// New sets up the chat_ratelimit bucket (creating or updating it) and
-// starts answering checks.
+// Setup creates the chat_ratelimit bucket of a Limiter with cfg, or updates
+// it to it. It needs a NATS user that may manage JetStream (an admin); New
+// only opens it (natsx.Open).
+func Setup(ctx context.Context, js jetstream.JetStream, cfg Config) error {
+	if err := cfg.setDefaults(); err != nil {
+		return err
+	}
+	_, err := natsx.KV(ctx, js, bucketConfig(cfg), natsx.Update)
+	return err
+}
+
+// New opens the chat_ratelimit bucket (creating it when missing, see
+// natsx.Open) and starts answering checks.
 func New(ctx context.Context, nc *nats.Conn, cfg Config) (*Limiter, error) {
 	if err := cfg.setDefaults(); err != nil {
 		return nil, err
@@ -181,16 +192,20 @@ func New(ctx context.Context, nc *nats.Conn, cfg Config) (*Limiter, error) {
 	return l, nil
 }
 
-func (l *Limiter) setup(ctx context.Context) error {
-	_, err := natsx.EnsureKV(ctx, l.js, jetstream.KeyValueConfig{
+func bucketConfig(cfg Config) jetstream.KeyValueConfig {
+	return jetstream.KeyValueConfig{
 		Bucket:      names.BucketRateLimit,
 		Description: "per-user token buckets by command type",
 		// History 1: with more, per-key TTLs are raised to LimitMarkerTTL.
 		History:        1,
 		LimitMarkerTTL: time.Second,
 		Storage:        jetstream.FileStorage,
-		Replicas:       l.cfg.Replicas,
-	})
+		Replicas:       cfg.Replicas,
+	}
+}
+
+func (l *Limiter) setup(ctx context.Context) error {
+	_, err := natsx.KV(ctx, l.js, bucketConfig(l.cfg), natsx.Open)
 	if err != nil {
 		return err
 	}
