@@ -20,12 +20,14 @@ import (
 	"github.com/switchboard-chat/switchboard/kit/conf"
 	"github.com/switchboard-chat/switchboard/kit/natsx"
 	"github.com/switchboard-chat/switchboard/kit/obs"
+	"github.com/switchboard-chat/switchboard/proto/names"
 )
 
 // Common holds the flags every service binary takes.
 type Common struct {
 	NatsURL       string
 	NatsCreds     string
+	NatsInbox     string
 	MetricsListen string
 	Replicas      int
 	LogLevel      string
@@ -45,6 +47,7 @@ func (c *Common) Register(fs *flag.FlagSet) {
 	}
 	fs.StringVar(&c.NatsURL, "nats-url", "", "NATS servers to use (comma-separated); required for a service binary")
 	fs.StringVar(&c.MetricsListen, "metrics-listen", metrics, "Prometheus /metrics, /healthz and /readyz listener (port 0: off)")
+	fs.StringVar(&c.NatsInbox, "nats-inbox-prefix", "", "inbox prefix of the NATS user (default _INBOX_<service>, which deploy/'s users may subscribe to)")
 	c.RegisterShared(fs)
 }
 
@@ -53,7 +56,7 @@ func (c *Common) Register(fs *flag.FlagSet) {
 // (the standalone registers its own, with the edge's default).
 func (c *Common) RegisterShared(fs *flag.FlagSet) {
 	fs.StringVar(&c.NatsCreds, "nats-creds", "", "NATS credentials file")
-	fs.IntVar(&c.Replicas, "replicas", 1, "replicas of JetStream streams and buckets")
+	fs.IntVar(&c.Replicas, "replicas", 1, "replicas of JetStream streams and buckets, when this binary creates them (a user that may; else switchboard -setup does)")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&c.PprofListen, "pprof-listen", "", "net/http/pprof listener for profiling (empty: off; keep it on loopback)")
 }
@@ -86,7 +89,11 @@ func run(name string, common *Common, log *slog.Logger, start func(context.Conte
 	}
 	ctx, cancel := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer cancel()
-	nc, err := natsx.Connect(natsx.ConnConfig{URL: common.NatsURL, Creds: common.NatsCreds, Name: name, Logger: log})
+	inbox := common.NatsInbox
+	if inbox == "" {
+		inbox = names.InboxPrefix(name)
+	}
+	nc, err := natsx.Connect(natsx.ConnConfig{URL: common.NatsURL, Creds: common.NatsCreds, InboxPrefix: inbox, Name: name, Logger: log})
 	if err != nil {
 		return err
 	}

@@ -22,8 +22,10 @@ type Config struct {
 	// Dir is the JetStream store directory. Default DefaultDir.
 	Dir string
 	// Listen is the client listener, host:port. Default "127.0.0.1:-1"
-	// (a random port). "" with NoListen keeps the server in-process only.
+	// (a random port).
 	Listen string
+	// NoListen keeps the server in process only: no client listener.
+	NoListen bool
 	// ServerName names the server (useful in a cluster). Default random.
 	ServerName string
 	// ConfigString is extra configuration in nats-server syntax (accounts,
@@ -53,6 +55,7 @@ func Start(cfg Config) (*server.Server, error) {
 		return nil, err
 	}
 	opts.Host, opts.Port = host, port
+	opts.DontListen = cfg.NoListen
 	opts.NoSigs = true
 	if cfg.ServerName != "" {
 		opts.ServerName = cfg.ServerName

@@ -18,6 +18,11 @@ type ConnConfig struct {
 	URL string
 	// Creds is a credentials file; empty for none.
 	Creds string
+	// User and Password authenticate (as does user:password@ in URL).
+	User, Password string
+	// InboxPrefix replaces _INBOX for replies: a NATS user may subscribe to
+	// its own inbox prefix only (names.InboxPrefix). Default _INBOX.
+	InboxPrefix string
 	// InProcess, when set, is an embedded server (a *server.Server from
 	// kit/natsembed) to connect to in-process, without a socket.
 	InProcess nats.InProcessConnProvider
@@ -57,6 +62,12 @@ func Connect(cfg ConnConfig) (*nats.Conn, error) {
 	}
 	if cfg.Creds != "" {
 		opts = append(opts, nats.UserCredentials(cfg.Creds))
+	}
+	if cfg.User != "" {
+		opts = append(opts, nats.UserInfo(cfg.User, cfg.Password))
+	}
+	if cfg.InboxPrefix != "" {
+		opts = append(opts, nats.CustomInboxPrefix(cfg.InboxPrefix))
 	}
 	if cfg.InProcess != nil {
 		// The URL only fills the server pool; no socket is dialed.
