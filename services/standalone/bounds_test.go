@@ -9,8 +9,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/switchboard-chat/switchboard/kit/natsauth"
 	"github.com/switchboard-chat/switchboard/kit/svc"
-	"github.com/switchboard-chat/switchboard/kit/testkit/natstest"
 	"github.com/switchboard-chat/switchboard/kit/testkit/wsclient"
 	"github.com/switchboard-chat/switchboard/proto/chatv1"
 	"github.com/switchboard-chat/switchboard/proto/names"
@@ -187,7 +187,7 @@ func TestRepliesAfterPaddedCreates(t *testing.T) {
 			}
 		}
 		// On NATS, the reply of the largest page fits with room to spare.
-		nc := natstest.Conn(t, f.sys.NATS)
+		nc := f.natsAs(natsauth.Edge)
 		var resp chatv1.ListConversationsResponse
 		err := svc.Call(context.Background(), nc, names.Command(names.Messaging, "acme", names.ActionList),
 			&chatv1.ListConversationsRequest{Principal: &chatv1.Principal{Org: "acme", User: "victim"}, Limit: 200}, &resp)
@@ -287,7 +287,7 @@ func storeUpdate(t *testing.T, js jetstream.JetStream, conv string, prev uint64,
 // than one reply) page by page, and delivers all of it in order.
 func TestGapFillPagesLargeEvents(t *testing.T) {
 	f := start(t)
-	nc := natstest.Conn(t, f.sys.NATS)
+	nc := f.natsAs(natsauth.Messaging) // stores events as messaging does
 	js, _ := jetstream.New(nc)
 	alice := f.dial("acme", "alice")
 	conv := alice.create()

@@ -16,7 +16,9 @@ import (
 
 	"github.com/switchboard-chat/switchboard/kit/devtoken"
 	"github.com/switchboard-chat/switchboard/kit/limits"
+	"github.com/switchboard-chat/switchboard/kit/natsauth"
 	"github.com/switchboard-chat/switchboard/kit/testkit/wsclient"
+	"github.com/switchboard-chat/switchboard/proto/names"
 	"github.com/switchboard-chat/switchboard/services/edge"
 )
 
@@ -24,6 +26,10 @@ import (
 const wait = 5 * time.Second
 
 var secret = []byte("test-secret-0123456789abcdef0123456789")
+
+// backendPassword is the password of org acme's backend user in start's
+// systems.
+const backendPassword = "acme-backend-test-password"
 
 // fixture is a running system as one test sees it: its helpers, and those
 // of the clients it dials, fail t and clean up when t ends. A subtest takes
@@ -51,7 +57,8 @@ func (f *fixture) with(t *testing.T) *fixture { return &fixture{t: t, endpoint: 
 // start runs a standalone system on a temp dir and a random port.
 func start(t *testing.T, mods ...func(*Config)) *fixture {
 	t.Helper()
-	cfg := Config{DataDir: t.TempDir(), Listen: "127.0.0.1:0", Logger: testLogger()}
+	cfg := Config{DataDir: t.TempDir(), Listen: "127.0.0.1:0", Logger: testLogger(),
+		Backends: map[string]string{"acme": backendPassword}}
 	cfg.Edge.Auth = edge.AuthConfig{Secret: secret}
 	// Tests of other features send and dial in bursts; the tests of limits
 	// set theirs.
@@ -77,6 +84,31 @@ func startWith(t *testing.T, cfg Config) *fixture {
 		_ = sys.Shutdown(ctx)
 	})
 	return f
+}
+
+// natsAs connects to the system's embedded server in process as one of
+// its service users (natsauth.Edge, ...), closed by t.Cleanup.
+func (f *fixture) natsAs(user string) *nats.Conn {
+	f.t.Helper()
+	nc, err := f.sys.ConnectAs(user)
+	if err != nil {
+		f.t.Fatalf("connect as %s: %v", user, err)
+	}
+	f.t.Cleanup(nc.Close)
+	return nc
+}
+
+// backend connects to the system's NATS listener as acme's backend user,
+// the way the README shows, closed by t.Cleanup.
+func (f *fixture) backend() *nats.Conn {
+	f.t.Helper()
+	user := natsauth.Backend("acme")
+	nc, err := nats.Connect(f.sys.NatsURL(), nats.UserInfo(user, backendPassword), nats.CustomInboxPrefix(names.InboxPrefix(user)))
+	if err != nil {
+		f.t.Fatalf("connect as %s: %v", user, err)
+	}
+	f.t.Cleanup(nc.Close)
+	return nc
 }
 
 func testLogger() *slog.Logger {

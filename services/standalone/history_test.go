@@ -11,8 +11,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
 
+	"github.com/switchboard-chat/switchboard/kit/natsauth"
 	"github.com/switchboard-chat/switchboard/kit/natsx"
-	"github.com/switchboard-chat/switchboard/kit/testkit/natstest"
 	"github.com/switchboard-chat/switchboard/kit/testkit/wsclient"
 	"github.com/switchboard-chat/switchboard/services/edge"
 	"github.com/switchboard-chat/switchboard/services/messaging"
@@ -162,7 +162,7 @@ func TestHistorySurvivesARestart(t *testing.T) {
 // gap and no fork.
 func TestTwoMessagingInstancesOneChainLive(t *testing.T) {
 	f := start(t)
-	nc := natstest.Conn(t, f.sys.NATS)
+	nc := f.natsAs(natsauth.Messaging)
 	second, err := messaging.New(context.Background(), nc, messaging.Config{Logger: testLogger()})
 	if err != nil {
 		t.Fatal(err)
@@ -200,7 +200,7 @@ func TestTwoMessagingInstancesOneChainLive(t *testing.T) {
 	}
 	watcher.none("message:new", 200*time.Millisecond)
 	// Both instances took part.
-	if sends := sendsByInstance(t, nc); len(sends) != 2 || sends[0] == 0 || sends[1] == 0 {
+	if sends := sendsByInstance(t, f.natsAs(natsauth.Admin)); len(sends) != 2 || sends[0] == 0 || sends[1] == 0 {
 		t.Fatalf("sends handled per messaging instance: %v", sends)
 	}
 	b, err := natsx.GetBatch(context.Background(), nc, "CHAT_EVENTS", "chat.store.acme."+conv, 1, 1000)

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/switchboard-chat/switchboard/kit/svc"
-	"github.com/switchboard-chat/switchboard/kit/testkit/natstest"
 	"github.com/switchboard-chat/switchboard/proto/chatv1"
 	"github.com/switchboard-chat/switchboard/proto/names"
 )
@@ -22,17 +21,17 @@ func largeConversation(alice *client, n int) string {
 	return alice.create(others...)
 }
 
-// markAll marks seq read for every participant, over NATS as a backend
-// would (faster than n sockets).
+// markAll marks seq read for every participant, over NATS as acme's
+// backend does (faster than n sockets).
 func markAll(t *testing.T, f *fixture, conv string, n int, seq uint64) {
 	t.Helper()
-	nc := natstest.Conn(t, f.sys.NATS)
+	nc := f.backend()
 	for i := range n {
 		user := "alice"
 		if i > 0 {
 			user = fmt.Sprintf("u%d", i)
 		}
-		err := svc.Call(context.Background(), nc, names.Command(names.Messaging, "acme", names.ActionRead),
+		err := svc.Call(context.Background(), nc, names.SystemCommand(names.Messaging, "acme", names.ActionRead),
 			&chatv1.MarkRequest{Principal: &chatv1.Principal{Org: "acme", User: user}, ConversationId: conv, Seq: seq}, &chatv1.MarkResponse{})
 		if err != nil {
 			t.Fatal(err)

@@ -9,8 +9,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/switchboard-chat/switchboard/kit/natsauth"
 	"github.com/switchboard-chat/switchboard/kit/obs"
-	"github.com/switchboard-chat/switchboard/kit/testkit/natstest"
 	"github.com/switchboard-chat/switchboard/kit/testkit/wsclient"
 	"github.com/switchboard-chat/switchboard/services/edge"
 )
@@ -51,7 +51,7 @@ func TestCreateOf1000TellsEveryoneCheaply(t *testing.T) {
 	reg := obs.NewRegistry()
 	f := start(t, func(c *Config) { c.Registry = reg })
 	reg2 := prometheus.NewRegistry()
-	f2 := serveEdge(t, f, natstest.Conn(t, f.sys.NATS), edge.Config{Limits: generous(), Registerer: reg2})
+	f2 := serveEdge(t, f, f.natsAs(natsauth.Edge), edge.Config{Limits: generous(), Registerer: reg2})
 	// 999 others of 58 characters: the create frame is just under 64 KiB.
 	others := padIDs(7, 999)
 	for i := range others {
@@ -60,7 +60,7 @@ func TestCreateOf1000TellsEveryoneCheaply(t *testing.T) {
 	alice := f.dial("acme", "alice")
 	told := []*client{alice, f.dial("acme", others[0]), f.dial("acme", others[0]), f.dial("acme", others[1]), f2.dial("acme", others[2]), f2.dial("acme", others[3])}
 
-	counter := natstest.Conn(t, f.sys.NATS)
+	counter := f.natsAs(natsauth.Admin) // an observer of every user subject
 	var userMsgs, userBytes atomic.Int64
 	sub, err := counter.Subscribe("chat.evt.user.acme.>", func(m *nats.Msg) {
 		userMsgs.Add(1)

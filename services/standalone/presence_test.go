@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/switchboard-chat/switchboard/kit/testkit/natstest"
+	"github.com/switchboard-chat/switchboard/kit/natsauth"
 	"github.com/switchboard-chat/switchboard/services/edge"
 	"github.com/switchboard-chat/switchboard/services/presence"
 )
@@ -157,7 +157,7 @@ func TestCrashedEdgeUsersGoOffline(t *testing.T) {
 	conv := bob.create("alice")
 	bob.join(conv)
 
-	nc := natstest.Conn(t, f.sys.NATS)
+	nc := f.natsAs(natsauth.Edge)
 	other := serveEdge(t, f, nc, edge.Config{SweepInterval: 100 * time.Millisecond, PresenceInterval: 500 * time.Millisecond})
 	other.dial("acme", "alice")
 	bob.expectPresence("alice", "online", 3*time.Second)
@@ -187,7 +187,7 @@ func TestPresenceServiceDownAndBack(t *testing.T) {
 	bob.event("message:new")
 	bob.fails("presence:query", map[string]any{"userIds": []string{"alice"}}, "error", "unavailable")
 
-	nc := natstest.Conn(t, f.sys.NATS)
+	nc := f.natsAs(natsauth.Presence)
 	p, err := presence.New(context.Background(), nc, presence.Config{TTL: 2 * time.Second, Grace: 2 * time.Second, Interval: 100 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)

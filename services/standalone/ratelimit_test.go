@@ -12,8 +12,8 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/switchboard-chat/switchboard/kit/limits"
+	"github.com/switchboard-chat/switchboard/kit/natsauth"
 	"github.com/switchboard-chat/switchboard/kit/obs"
-	"github.com/switchboard-chat/switchboard/kit/testkit/natstest"
 	"github.com/switchboard-chat/switchboard/kit/testkit/wsclient"
 	"github.com/switchboard-chat/switchboard/services/edge"
 	"github.com/switchboard-chat/switchboard/services/ratelimit"
@@ -66,13 +66,13 @@ func hasLabelValue(m *dto.Metric, v string) bool {
 func TestLimitHoldsAcrossConnectionsEdgesAndInstances(t *testing.T) {
 	set := limitSet(t, "message:send=30/1h,default=100000/1s")
 	f := start(t, func(c *Config) { c.Edge.Limits = set; c.Edge.InvalidFrameLimit = 1000 })
-	nc := natstest.Conn(t, f.sys.NATS)
+	nc := f.natsAs(natsauth.RateLimit)
 	second, err := ratelimit.New(context.Background(), nc, ratelimit.Config{Limits: set, Logger: testLogger()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = second.Stop(context.Background()) })
-	f2 := serveEdge(t, f, natstest.Conn(t, f.sys.NATS), edge.Config{Limits: set, InvalidFrameLimit: 1000})
+	f2 := serveEdge(t, f, f.natsAs(natsauth.Edge), edge.Config{Limits: set, InvalidFrameLimit: 1000})
 
 	conns := []*client{f.dial("acme", "alice"), f.dial("acme", "alice"), f2.dial("acme", "alice")}
 	conv := conns[0].create("bob")
@@ -226,7 +226,7 @@ func TestRateLimitFallbackAndReturn(t *testing.T) {
 		t.Fatal("no fallback counted")
 	}
 
-	nc := natstest.Conn(t, f.sys.NATS)
+	nc := f.natsAs(natsauth.RateLimit)
 	back, err := ratelimit.New(context.Background(), nc, ratelimit.Config{Limits: set, Logger: testLogger()})
 	if err != nil {
 		t.Fatal(err)

@@ -9,7 +9,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/switchboard-chat/switchboard/kit/testkit/natstest"
+	"github.com/switchboard-chat/switchboard/kit/natsauth"
 	"github.com/switchboard-chat/switchboard/proto/chatv1"
 	"github.com/switchboard-chat/switchboard/proto/names"
 )
@@ -41,7 +41,7 @@ func publishLive(t *testing.T, nc *nats.Conn, ev *chatv1.Event) {
 
 func TestEdgeDeliversInSeqOrder(t *testing.T) {
 	f := start(t)
-	nc := natstest.Conn(t, f.sys.NATS)
+	nc := f.natsAs(natsauth.Messaging)
 	js, _ := jetstream.New(nc)
 	alice := f.dial("acme", "alice")
 	conv := alice.create()

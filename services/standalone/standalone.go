@@ -1,6 +1,12 @@
 // Package standalone runs all of Switchboard in one process: an embedded
 // nats-server with JetStream (unless an external NATS is given) and every
 // service on it, each with its own NATS connection as if it ran alone.
+//
+// The embedded server has the users and permissions of deploy/
+// (kit/natsauth) with passwords made up at each start: every service
+// connects in process as its own user (which may connect no other way), an
+// admin connection sets the streams and buckets up, and the TCP listener
+// takes only the backends' users, one per organization.
 package standalone
 
 import (
@@ -16,7 +22,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/switchboard-chat/switchboard/kit/natsembed"
+	"github.com/switchboard-chat/switchboard/kit/natsauth"
 	"github.com/switchboard-chat/switchboard/kit/natsx"
 	"github.com/switchboard-chat/switchboard/kit/obs"
 	"github.com/switchboard-chat/switchboard/services/edge"
@@ -28,15 +34,21 @@ import (
 // Config configures a System; the zero value of each field is its default.
 type Config struct {
 	// NatsURL, when set, is an external NATS to use instead of the
-	// embedded server.
+	// embedded server; NatsCreds are then every service's credentials,
+	// and must allow setting JetStream up too (and each service's inbox
+	// prefix, names.InboxPrefix).
 	NatsURL   string
 	NatsCreds string
 	// DataDir is the embedded server's JetStream store. Default
 	// natsembed.DefaultDir.
 	DataDir string
-	// NatsListen is the embedded server's client listener, so that
-	// internal services can reach it. Default "127.0.0.1:-1" (random port).
+	// NatsListen is the embedded server's client listener, for backends
+	// (see Backends). Default "127.0.0.1:-1" (random port); "off": none.
 	NatsListen string
+	// Backends are the organizations whose backends may connect to the
+	// listener, each as its own user (natsauth.Backend(org)), which may
+	// act in that organization only: org -> password (plain or bcrypt).
+	Backends map[string]string
 	// Listen is the edge's listener. Default edge.DefaultListen.
 	Listen string
 	// Listener, when set, is used instead of Listen.
@@ -67,11 +79,13 @@ type System struct {
 	Presence  *presence.Service
 	RateLimit *ratelimit.Limiter
 
-	ln      net.Listener
-	metrics *http.Server // nil without MetricsListen
-	mln     net.Listener
-	conns   []*nats.Conn
-	serve   chan error
+	ln        net.Listener
+	metrics   *http.Server // nil without MetricsListen
+	mln       net.Listener
+	conns     []*nats.Conn
+	serve     chan error
+	passwords map[string]string // of the embedded server's service users
+	listening bool              // the embedded server has a listener
 }
 
 // Start starts the system and returns once every part is ready.
@@ -92,23 +106,31 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 		}
 	}()
 	if cfg.NatsURL == "" {
-		sys.NATS, err = natsembed.Start(natsembed.Config{Dir: cfg.DataDir, Listen: cfg.NatsListen})
-		if err != nil {
+		if err := sys.startNATS(cfg); err != nil {
 			return nil, err
 		}
-		cfg.Logger.Info("embedded nats started", "url", sys.NATS.ClientURL(), "store", sys.NATS.StoreDir())
+		cfg.Logger.Info("embedded nats started", "url", sys.NatsURL(), "store", sys.NATS.StoreDir())
 	}
-	connect := func(name string) (*nats.Conn, error) {
-		nc, err := natsx.Connect(natsx.ConnConfig{URL: cfg.NatsURL, Creds: cfg.NatsCreds, InProcess: sys.inProcess(), Name: name, Logger: cfg.Logger})
+	connect := func(user string) (*nats.Conn, error) {
+		nc, err := sys.connect(cfg, user)
 		if err == nil {
 			sys.conns = append(sys.conns, nc)
 		}
 		return nc, err
 	}
+	admin, err := sys.connect(cfg, natsauth.Admin)
+	if err != nil {
+		return nil, err
+	}
+	err = Setup(ctx, admin, cfg)
+	admin.Close()
+	if err != nil {
+		return nil, err
+	}
 
 	mc := cfg.Messaging
 	mc.Registerer, mc.Logger = cfg.Registry, cfg.Logger
-	nc, err := connect("messaging")
+	nc, err := connect(natsauth.Messaging)
 	if err != nil {
 		return nil, err
 	}
@@ -118,19 +140,16 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 
 	pc := cfg.Presence
 	pc.Registerer, pc.Logger = cfg.Registry, cfg.Logger
-	if nc, err = connect("presence"); err != nil {
+	if nc, err = connect(natsauth.Presence); err != nil {
 		return nil, err
 	}
 	if sys.Presence, err = presence.New(ctx, nc, pc); err != nil {
 		return nil, fmt.Errorf("presence: %w", err)
 	}
 
-	rc := cfg.RateLimit
+	rc := rateLimitConfig(cfg)
 	rc.Registerer, rc.Logger = cfg.Registry, cfg.Logger
-	if rc.Limits == nil {
-		rc.Limits = cfg.Edge.Limits
-	}
-	if nc, err = connect("ratelimit"); err != nil {
+	if nc, err = connect(natsauth.RateLimit); err != nil {
 		return nil, err
 	}
 	if sys.RateLimit, err = ratelimit.New(ctx, nc, rc); err != nil {
@@ -139,7 +158,7 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 
 	ec := cfg.Edge
 	ec.Registerer, ec.Logger = cfg.Registry, cfg.Logger
-	if nc, err = connect("edge"); err != nil {
+	if nc, err = connect(natsauth.Edge); err != nil {
 		return nil, err
 	}
 	if sys.Edge, err = edge.New(nc, ec); err != nil {
@@ -156,16 +175,6 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 	}
 	go func() { sys.serve <- sys.Edge.Serve(sys.ln) }()
 	return sys, nil
-}
-
-// inProcess is the embedded server as the services' connections reach it
-// (nil with an external NATS: a nil *server.Server in the interface would
-// not be).
-func (s *System) inProcess() nats.InProcessConnProvider {
-	if s.NATS == nil {
-		return nil
-	}
-	return s.NATS
 }
 
 // serveMetrics starts the metrics listener, when there is one.
@@ -199,9 +208,10 @@ func (s *System) MetricsAddr() string {
 	return s.mln.Addr().String()
 }
 
-// NatsURL is the URL of the embedded server ("" with an external NATS).
+// NatsURL is the URL of the embedded server's listener ("" with an
+// external NATS or without a listener).
 func (s *System) NatsURL() string {
-	if s.NATS == nil {
+	if s.NATS == nil || !s.listening {
 		return ""
 	}
 	return s.NATS.ClientURL()
