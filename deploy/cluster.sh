@@ -2,7 +2,9 @@
 # Runs Switchboard as separate services on a 3-node NATS JetStream cluster,
 # all on loopback: the way a deployment past one machine is laid out, in
 # miniature. Each service connects with its own NATS user (nats/accounts.conf
-# confines each to its subjects) and streams and buckets have 3 replicas.
+# confines each to its subjects and its own streams and buckets), after the
+# admin user set JetStream up (switchboard -setup); streams and buckets
+# have 3 replicas. Org "demo" has a backend user.
 #
 #   deploy/cluster.sh          start everything (Ctrl-C stops it all)
 #
@@ -43,7 +45,7 @@ node_args() {
   echo -c "$root/deploy/nats/n$n.conf"
   if [ "$off" != 0 ]; then
     local routes="" i
-    for i in 1 2 3; do routes="$routes,nats://127.0.0.1:$((6221 + i + off))"; done
+    for i in 1 2 3; do routes="$routes,nats://route:route-local-only@127.0.0.1:$((6221 + i + off))"; done
     echo -p $((4221 + n + off)) -m $((8221 + n + off)) \
       --cluster "nats://127.0.0.1:$((6221 + n + off))" --routes "${routes#,}"
   fi
@@ -89,17 +91,19 @@ service() { # binary log user first-node, then VAR=value...
   env SWITCHBOARD_NATS_URL="$(urls "$user" "$first")" "$@" "bin/$bin" >"$logs/$log.log" 2>&1 &
   pids+=($!)
 }
-# The first messaging instance sets its streams and buckets up before the
-# second starts: two creating the same ones at once wait out a timeout each.
+# Only the admin may create or update streams and buckets: once, here.
+if ! SWITCHBOARD_NATS_URL="$(urls admin 0)" bin/switchboard -setup >"$logs/setup.log" 2>&1; then
+  echo "JetStream setup failed (logs in $logs/setup.log)" >&2
+  exit 1
+fi
 service messaging messaging messaging 0 SWITCHBOARD_METRICS_LISTEN="127.0.0.1:$((9101 + off))"
-wait_ready "http://127.0.0.1:$((9101 + off))/readyz"
 service messaging messaging2 messaging 1 SWITCHBOARD_METRICS_LISTEN="127.0.0.1:$((9102 + off))"
 service presence presence presence 1 SWITCHBOARD_METRICS_LISTEN="127.0.0.1:$((9103 + off))"
 service ratelimit ratelimit ratelimit 2 SWITCHBOARD_METRICS_LISTEN="127.0.0.1:$((9104 + off))"
 service edge edge1 edge 0 SWITCHBOARD_LISTEN="127.0.0.1:$((8080 + off))" SWITCHBOARD_METRICS_LISTEN="127.0.0.1:$((9105 + off))"
 service edge edge2 edge 2 SWITCHBOARD_LISTEN="127.0.0.1:$((8081 + off))" SWITCHBOARD_METRICS_LISTEN="127.0.0.1:$((9106 + off))"
 ready=()
-for p in 9102 9103 9104 8080 8081; do ready+=("http://127.0.0.1:$((p + off))/readyz"); done
+for p in 9101 9102 9103 9104 8080 8081; do ready+=("http://127.0.0.1:$((p + off))/readyz"); done
 wait_ready "${ready[@]}"
 
 cat <<MSG
@@ -108,6 +112,7 @@ Switchboard on a 3-node NATS cluster (logs in $logs/):
   edges        ws://127.0.0.1:$((8080 + off))/ws  ws://127.0.0.1:$((8081 + off))/ws (metrics on 127.0.0.1:$((9105 + off)), $((9106 + off)))
   services     messaging x2, presence, ratelimit (metrics on 127.0.0.1:$((9101 + off))-$((9104 + off)))
   JWT secret   $SWITCHBOARD_JWT_SECRET
+  backend      $(urls backend-demo 0 | cut -d, -f1) (org demo; inbox prefix _INBOX_backend-demo)
 cluster ready; Ctrl-C stops everything.
 MSG
 wait

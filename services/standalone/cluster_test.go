@@ -2,9 +2,11 @@ package standalone
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -12,7 +14,8 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
-	"github.com/switchboard-chat/switchboard/kit/natsembed"
+	"github.com/switchboard-chat/switchboard/kit/natsauth"
+	"github.com/switchboard-chat/switchboard/proto/names"
 	"github.com/switchboard-chat/switchboard/services/edge"
 	"github.com/switchboard-chat/switchboard/services/messaging"
 	"github.com/switchboard-chat/switchboard/services/presence"
@@ -29,49 +32,106 @@ func freePort(t *testing.T) int {
 	return ln.Addr().(*net.TCPAddr).Port
 }
 
-// cluster starts three JetStream nodes on loopback with the accounts and
-// permissions of deploy/nats/accounts.conf.
-func cluster(t *testing.T) []*server.Server {
+// deployNode loads deploy/nats/n<i>.conf as nats-server would, then
+// moves it onto free ports and a temp store: clientPort -1 (random), the
+// cluster listener and routes onto routePorts (deploy's 6222, 6223, 6224 in
+// order; the routes keep their credentials).
+func deployNode(t *testing.T, i int, routePorts []int) *server.Options {
 	t.Helper()
-	accounts, err := os.ReadFile("../../deploy/nats/accounts.conf")
+	opts, err := server.ProcessConfigFile(fmt.Sprintf("%s/deploy/nats/n%d.conf", repoRoot, i+1))
 	if err != nil {
 		t.Fatal(err)
 	}
-	routes := make([]int, 3)
-	var urls []string
-	for i := range routes {
-		routes[i] = freePort(t)
-		urls = append(urls, fmt.Sprintf("nats://127.0.0.1:%d", routes[i]))
+	opts.Port, opts.HTTPPort, opts.StoreDir, opts.NoSigs = -1, -1, t.TempDir(), true
+	opts.Cluster.Port = routePorts[i]
+	for _, r := range opts.Routes {
+		p, err := strconv.Atoi(r.Port())
+		if err != nil || p < 6222 || p > 6224 {
+			t.Fatalf("n%d.conf: route %s is not one of deploy's", i+1, r.Redacted())
+		}
+		r.Host = fmt.Sprintf("%s:%d", r.Hostname(), routePorts[p-6222])
 	}
+	return opts
+}
+
+// runNode starts a server from opts, shut down by t.Cleanup.
+func runNode(t *testing.T, opts *server.Options) *server.Server {
+	t.Helper()
+	ns, err := server.NewServer(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if os.Getenv("SWITCHBOARD_TEST_LOGS") != "" {
+		ns.ConfigureLogger()
+	}
+	go ns.Start()
+	if !ns.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats node not ready")
+	}
+	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
+	return ns
+}
+
+// cluster starts deploy/'s three JetStream nodes (deploy/nats/n*.conf with
+// the users and permissions of accounts.conf, routes authorized) on free
+// loopback ports.
+func cluster(t *testing.T) []*server.Server {
+	t.Helper()
+	routes := []int{freePort(t), freePort(t), freePort(t)}
 	var nodes []*server.Server
 	for i := range 3 {
-		cfg := fmt.Sprintf("server_name: n%d\ncluster { name: switchboard, listen: \"127.0.0.1:%d\", routes: [%s] }\n%s",
-			i+1, routes[i], strings.Join(urls, ", "), accounts)
-		ns, err := natsembed.Start(natsembed.Config{Dir: t.TempDir(), ConfigString: cfg})
-		if err != nil {
-			t.Fatal(err)
-		}
-		nodes = append(nodes, ns)
-		t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
+		nodes = append(nodes, runNode(t, deployNode(t, i, routes)))
 	}
 	return nodes
 }
 
-// connectAs connects user (with its local password) to the nodes, the
-// i-th node first.
-func connectAs(t *testing.T, nodes []*server.Server, user string, first int) *nats.Conn {
+// password is a deploy/ user's password (a local cluster's: see
+// accounts.conf).
+func password(user string) string { return user + "-local-only" }
+
+// violations collects the asynchronous errors (permissions violations) of
+// connections.
+type violations chan error
+
+// connectAs connects user (with its deploy/ password and inbox prefix) to
+// the nodes, the first-th node first; its asynchronous errors go to v
+// when v is not nil.
+func connectAs(t *testing.T, nodes []*server.Server, user string, first int, v violations) *nats.Conn {
 	t.Helper()
 	var urls []string
 	for j := range nodes {
 		addr := nodes[(first+j)%len(nodes)].Addr().String()
-		urls = append(urls, fmt.Sprintf("nats://%s:%s-local-only@%s", user, user, addr))
+		urls = append(urls, fmt.Sprintf("nats://%s:%s@%s", user, password(user), addr))
 	}
-	nc, err := nats.Connect(strings.Join(urls, ","), nats.DontRandomize(), nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond))
+	opts := []nats.Option{nats.DontRandomize(), nats.MaxReconnects(-1), nats.ReconnectWait(100 * time.Millisecond),
+		nats.CustomInboxPrefix(names.InboxPrefix(user)), nats.Name(user)}
+	if v != nil {
+		opts = append(opts, nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+			select {
+			case v <- fmt.Errorf("%s: %w", user, err):
+			default:
+			}
+		}))
+	}
+	nc, err := nats.Connect(strings.Join(urls, ","), opts...)
 	if err != nil {
 		t.Fatalf("connect as %s: %v", user, err)
 	}
 	t.Cleanup(nc.Close)
 	return nc
+}
+
+// none fails if any connection reported an asynchronous error.
+func (v violations) none(t *testing.T) {
+	t.Helper()
+	for {
+		select {
+		case err := <-v:
+			t.Errorf("%v", err)
+		default:
+			return
+		}
+	}
 }
 
 // retry runs start until it succeeds (the cluster elects its JetStream
@@ -92,8 +152,9 @@ func retry[T any](t *testing.T, what string, start func() (T, error)) T {
 }
 
 // The services run separately, each with its own NATS user and the
-// permissions of deploy/, on a 3-node cluster with replicas 3; the chat
-// goes on when a node stops.
+// permissions of deploy/, on deploy/'s 3-node cluster with replicas 3,
+// after the admin set JetStream up; nobody hits a permissions violation,
+// and the chat goes on when a node stops.
 func TestClusterWithServicePermissions(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a 3-node cluster")
@@ -101,19 +162,25 @@ func TestClusterWithServicePermissions(t *testing.T) {
 	nodes := cluster(t)
 	ctx := context.Background()
 	log := testLogger()
+	v := make(violations, 100)
+	cfg := Config{Messaging: messaging.Config{Replicas: 3}, Presence: presence.Config{Replicas: 3},
+		RateLimit: ratelimit.Config{Replicas: 3, Limits: generous()}}
+	retry(t, "setup", func() (struct{}, error) {
+		return struct{}{}, Setup(ctx, connectAs(t, nodes, natsauth.Admin, 0, v), cfg)
+	})
 	ms := retry(t, "messaging", func() (*messaging.Service, error) {
-		return messaging.New(ctx, connectAs(t, nodes, "messaging", 0), messaging.Config{Replicas: 3, Logger: log})
+		return messaging.New(ctx, connectAs(t, nodes, natsauth.Messaging, 0, v), messaging.Config{Logger: log})
 	})
 	t.Cleanup(func() { _ = ms.Stop(ctx) })
 	ps := retry(t, "presence", func() (*presence.Service, error) {
-		return presence.New(ctx, connectAs(t, nodes, "presence", 1), presence.Config{Replicas: 3, Logger: log})
+		return presence.New(ctx, connectAs(t, nodes, natsauth.Presence, 1, v), presence.Config{Logger: log})
 	})
 	t.Cleanup(func() { _ = ps.Stop(ctx) })
 	rl := retry(t, "ratelimit", func() (*ratelimit.Limiter, error) {
-		return ratelimit.New(ctx, connectAs(t, nodes, "ratelimit", 2), ratelimit.Config{Replicas: 3, Limits: generous(), Logger: log})
+		return ratelimit.New(ctx, connectAs(t, nodes, natsauth.RateLimit, 2, v), ratelimit.Config{Limits: generous(), Logger: log})
 	})
 	t.Cleanup(func() { _ = rl.Stop(ctx) })
-	f := serveEdge(t, nil, connectAs(t, nodes, "edge", 1), edge.Config{Limits: generous()})
+	f := serveEdge(t, nil, connectAs(t, nodes, natsauth.Edge, 1, v), edge.Config{Limits: generous()})
 
 	alice, bob := f.dial("acme", "alice"), f.dial("acme", "bob")
 	conv := alice.create("bob")
@@ -123,24 +190,18 @@ func TestClusterWithServicePermissions(t *testing.T) {
 	if m := decode[msgEvent](t, bob.event("message:new").Data); m.Seq != first.Seq {
 		t.Fatalf("bob got %+v", m)
 	}
-
-	// The edge's user can reach neither JetStream nor the event store.
-	errs := make(chan error, 4)
-	nc, err := nats.Connect(fmt.Sprintf("nats://edge:edge-local-only@%s", nodes[0].Addr()),
-		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) { errs <- err }))
-	if err != nil {
-		t.Fatal(err)
+	alice.do("message:typing", map[string]any{"conversationId": conv, "isTyping": true})
+	bob.event("typing")
+	bob.do("message:read", map[string]any{"conversationId": conv, "seq": first.Seq})
+	alice.event("receipt")
+	if got := alice.queryStatus("bob").Status; got != "online" {
+		t.Fatalf("bob is %q", got)
 	}
-	defer nc.Close()
-	_ = nc.Publish("chat.store.acme."+conv, []byte("forged"))
-	_ = nc.Flush()
-	select {
-	case err := <-errs:
-		if !strings.Contains(strings.ToLower(err.Error()), "permissions violation") {
-			t.Fatalf("forged store publish: %v", err)
-		}
-	case <-time.After(2 * time.Second):
-		t.Fatal("the edge's user published to chat.store without a permissions violation")
+	history := decode[struct {
+		Events []json.RawMessage `json:"events"`
+	}](t, alice.do("conversation:history", map[string]any{"conversationId": conv}))
+	if len(history.Events) == 0 {
+		t.Fatal("no history")
 	}
 
 	// A node stops: replicas 3 keep serving, clients reconnect.
@@ -159,4 +220,11 @@ func TestClusterWithServicePermissions(t *testing.T) {
 	if m := decode[msgEvent](t, bob.event("message:new").Data); m.Content != "after a node left" {
 		t.Fatalf("bob got %+v", m)
 	}
+	// Stopping (watchers delete their consumers) needs no more rights.
+	for _, stop := range []func(context.Context) error{ms.Stop, ps.Stop, rl.Stop} {
+		if err := stop(ctx); err != nil {
+			t.Error(err)
+		}
+	}
+	v.none(t)
 }

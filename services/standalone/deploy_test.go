@@ -2,6 +2,7 @@ package standalone
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"math/rand/v2"
 	"net"
@@ -12,15 +13,22 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/switchboard-chat/switchboard/kit/natsauth"
+	"github.com/switchboard-chat/switchboard/kit/svc"
+	"github.com/switchboard-chat/switchboard/proto/chatv1"
+	"github.com/switchboard-chat/switchboard/proto/names"
 )
 
 // repoRoot is the repository's top directory, from this package's.
 const repoRoot = "../.."
 
 // clusterScript runs deploy/cluster.sh with every port moved by a free
-// offset and its state under a temp dir, until it says it is ready. It
-// returns the offset; t.Cleanup stops the whole run.
-func clusterScript(t *testing.T, env ...string) int {
+// offset and its state (data/cluster/) under state, until it says it is
+// ready. It returns the offset; t.Cleanup stops the whole run.
+func clusterScript(t *testing.T, state string, env ...string) int {
 	t.Helper()
 	for _, tool := range []string{"bash", "curl", "make"} {
 		if _, err := exec.LookPath(tool); err != nil {
@@ -28,7 +36,6 @@ func clusterScript(t *testing.T, env ...string) int {
 		}
 	}
 	off := freeOffset(t)
-	state := t.TempDir()
 	cmd := exec.Command("bash", filepath.Join(repoRoot, "deploy", "cluster.sh"))
 	cmd.Env = append(os.Environ(),
 		fmt.Sprintf("SWITCHBOARD_CLUSTER_PORT_OFFSET=%d", off),
@@ -141,19 +148,22 @@ func gitStatus(t *testing.T) map[string]bool {
 	return lines
 }
 
-// A run of deploy/cluster.sh, servers, services and edges, chats across
-// its two edges and leaves nothing in the work tree: the JetStream stores
-// and logs land under the ignored data/.
+// A run of deploy/cluster.sh (servers, JetStream set up by the admin,
+// services and edges with their own users) chats across its two edges,
+// takes a post from org demo's backend user, sees no permissions
+// violation, and leaves nothing in the work tree: the JetStream stores and
+// logs land under the ignored data/.
 func TestClusterScriptLeavesTreeClean(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binaries and runs deploy/cluster.sh")
 	}
 	before := gitStatus(t)
+	state := t.TempDir() // outlives the run, for its logs
 	t.Run("run", func(t *testing.T) {
-		off := clusterScript(t)
+		off := clusterScript(t, state)
 		edge1 := newFixture(t, nil, fmt.Sprintf("ws://127.0.0.1:%d/ws", 8080+off))
 		edge2 := newFixture(t, nil, fmt.Sprintf("ws://127.0.0.1:%d/ws", 8081+off))
-		alice, bob := edge1.dial("acme", "alice"), edge2.dial("acme", "bob")
+		alice, bob := edge1.dial("demo", "alice"), edge2.dial("demo", "bob")
 		conv := alice.create("bob")
 		alice.join(conv)
 		bob.join(conv)
@@ -164,14 +174,43 @@ func TestClusterScriptLeavesTreeClean(t *testing.T) {
 		// Each edge's metrics are on its own loopback listener, not on its
 		// WebSocket port.
 		for i, port := range []int{9105, 9106} {
-			if code, body := httpGet(t, fmt.Sprintf("http://127.0.0.1:%d/metrics", port+off)); code != 200 || !strings.Contains(body, `switchboard_edge_connections{org="acme"} 1`) {
+			if code, body := httpGet(t, fmt.Sprintf("http://127.0.0.1:%d/metrics", port+off)); code != 200 || !strings.Contains(body, `switchboard_edge_connections{org="demo"} 1`) {
 				t.Errorf("edge %d's metrics listener: %d, connection gauge shown %v", i+1, code, strings.Contains(body, "switchboard_edge_connections"))
 			}
 			if code, _ := httpGet(t, fmt.Sprintf("http://127.0.0.1:%d/metrics", 8080+i+off)); code != 404 {
 				t.Errorf("edge %d's WebSocket port serves /metrics: %d", i+1, code)
 			}
 		}
+
+		user := natsauth.Backend("demo")
+		backend, err := nats.Connect(fmt.Sprintf("nats://127.0.0.1:%d", 4223+off), nats.UserInfo(user, password(user)),
+			nats.CustomInboxPrefix(names.InboxPrefix(user)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer backend.Close()
+		err = svc.Call(context.Background(), backend, names.SystemCommand(names.Messaging, "demo", names.ActionSend), &chatv1.SendRequest{
+			Principal: &chatv1.Principal{Org: "demo", User: "billing-bot", System: true}, ConversationId: conv, Content: "invoice", ClientMsgId: "inv-1",
+		}, &chatv1.SendResponse{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m := decode[msgEvent](t, bob.event("message:new").Data); m.SenderID != "billing-bot" {
+			t.Fatalf("bob got %+v from the backend", m)
+		}
 	})
+	logs, _ := filepath.Glob(filepath.Join(state, "data", "cluster", "n*.log"))
+	if len(logs) != 3 {
+		t.Errorf("the run left %d node logs, want 3", len(logs))
+	}
+	for _, f := range logs {
+		data, _ := os.ReadFile(f)
+		for _, l := range strings.Split(string(data), "\n") {
+			if strings.Contains(l, "Violation") {
+				t.Errorf("%s: %s", filepath.Base(f), l)
+			}
+		}
+	}
 	for l := range gitStatus(t) {
 		if !before[l] {
 			t.Errorf("deploy/cluster.sh left %q in the work tree", l)
