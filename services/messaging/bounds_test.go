@@ -204,7 +204,8 @@ func TestHistoryBetweenBoundsEndsAtBeforeSeq(t *testing.T) {
 }
 
 // The stream and every bucket have a size limit: the defaults, or what is
-// configured (-1: none).
+// configured (-1: none). Setup applies a changed one (New only opens what
+// exists).
 func TestStreamAndBucketsHaveSizeLimits(t *testing.T) {
 	ns := natstest.Server(t)
 	nc := natstest.Conn(t, ns)
@@ -214,6 +215,9 @@ func TestStreamAndBucketsHaveSizeLimits(t *testing.T) {
 	}
 	check := func(cfg Config, stream, bucket int64) {
 		t.Helper()
+		if err := Setup(context.Background(), js, cfg); err != nil {
+			t.Fatal(err)
+		}
 		s, err := New(context.Background(), nc, cfg)
 		if err != nil {
 			t.Fatal(err)
