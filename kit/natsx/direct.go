@@ -83,7 +83,9 @@ func directGet(ctx context.Context, nc *nats.Conn, stream string, req directReq)
 	for {
 		m, err := sub.NextMsgWithContext(ctx)
 		if err != nil {
-			return Batch{}, fmt.Errorf("%w: %v", ErrDirect, err)
+			// Wrapped: a deadline is a replica that died with the request
+			// or a stream electing, which IsUnavailable recognizes.
+			return Batch{}, fmt.Errorf("%w: %w", ErrDirect, err)
 		}
 		if status := m.Header.Get("Status"); status != "" {
 			switch status {
@@ -92,6 +94,10 @@ func directGet(ctx context.Context, nc *nats.Conn, stream string, req directReq)
 				return b, nil
 			case "404": // nothing matched
 				return b, nil
+			case "503": // no responders: no replica serves direct gets now
+				return Batch{}, fmt.Errorf("%w: %w", ErrDirect, nats.ErrNoResponders)
+			case "408":
+				return Batch{}, fmt.Errorf("%w: %w", ErrDirect, nats.ErrTimeout)
 			default:
 				return Batch{}, fmt.Errorf("%w: %s %s", ErrDirect, status, m.Header.Get("Description"))
 			}

@@ -2,7 +2,6 @@ package svc
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -10,6 +9,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/switchboard-chat/switchboard/kit/errs"
+	"github.com/switchboard-chat/switchboard/kit/natsx"
 	"github.com/switchboard-chat/switchboard/proto/chatv1"
 )
 
@@ -37,9 +37,7 @@ func Call(ctx context.Context, nc *nats.Conn, subject string, req proto.Message,
 	}
 	msg, err := nc.RequestWithContext(ctx, subject, data)
 	if err != nil {
-		if errors.Is(err, nats.ErrNoResponders) || errors.Is(err, context.DeadlineExceeded) ||
-			errors.Is(err, nats.ErrTimeout) || errors.Is(err, nats.ErrConnectionClosed) ||
-			errors.Is(err, nats.ErrConnectionDraining) || errors.Is(err, nats.ErrDisconnected) {
+		if natsx.IsUnavailable(err) {
 			return errs.Unavailable
 		}
 		return fmt.Errorf("request: %w", err)

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -21,6 +22,7 @@ import (
 
 	"github.com/switchboard-chat/switchboard/kit/errs"
 	"github.com/switchboard-chat/switchboard/kit/ids"
+	"github.com/switchboard-chat/switchboard/kit/natsx"
 	"github.com/switchboard-chat/switchboard/proto/chatv1"
 	"github.com/switchboard-chat/switchboard/proto/names"
 )
@@ -47,16 +49,17 @@ type Config struct {
 
 // Server is one instance of a command service.
 type Server struct {
-	cfg     Config
-	nc      *nats.Conn
-	micro   micro.Service
-	sem     chan struct{}
-	wg      sync.WaitGroup // in-flight requests
-	mu      sync.Mutex     // orders wg.Add before Stop's wg.Wait
-	stopped bool           // guarded by mu: Stop is waiting
-	log     *slog.Logger
-	results *prometheus.CounterVec
-	latency *prometheus.HistogramVec
+	cfg      Config
+	nc       *nats.Conn
+	micro    micro.Service
+	sem      chan struct{}
+	wg       sync.WaitGroup // in-flight requests
+	mu       sync.Mutex     // orders wg.Add before Stop's wg.Wait
+	stopped  bool           // guarded by mu: Stop is waiting
+	log      *slog.Logger
+	warnedAt atomic.Int64 // unix nanos of the last "unavailable" warning
+	results  *prometheus.CounterVec
+	latency  *prometheus.HistogramVec
 }
 
 // New registers the service with NATS micro; add endpoints with Handle.
@@ -116,7 +119,8 @@ type Request interface {
 }
 
 // HandlerFunc handles one command. A returned error becomes the reply's
-// error field (errs.Error as is, anything else as internal, logged).
+// error field (errs.Error as is, NATS not answering as unavailable,
+// anything else as internal, logged).
 type HandlerFunc[Req Request, Resp proto.Message] func(ctx context.Context, req Req) (Resp, error)
 
 // Handle adds the endpoint for action. Every response message of the
@@ -161,10 +165,7 @@ func Handle[Req Request, Resp proto.Message](s *Server, action string, fn Handle
 			}
 			code := "ok"
 			if err != nil {
-				e := errs.As(err)
-				if e == errs.Internal {
-					s.log.Error("command failed", "service", s.cfg.Name, "action", action, "err", err)
-				}
+				e := s.classify(action, err)
 				code = e.Code
 				resp = respType.New().Interface().(Resp)
 				resp.ProtoReflect().Set(errField, protoreflect.ValueOfMessage(errs.ToProto(e).ProtoReflect()))
@@ -200,6 +201,24 @@ func Handle[Req Request, Resp proto.Message](s *Server, action string, fn Handle
 	// The subscription reaches the server before Handle returns: a request
 	// sent right after is not "no responders".
 	return s.nc.Flush()
+}
+
+// classify maps a handler's failure to the client's error: an *errs.Error
+// as is; NATS or JetStream not answering (natsx.IsUnavailable) is
+// unavailable, logged at most once a second; anything else is internal, a
+// defect, logged with its cause every time.
+func (s *Server) classify(action string, err error) *errs.Error {
+	e := natsx.AsError(err)
+	switch {
+	case e == errs.Internal:
+		s.log.Error("command failed", "service", s.cfg.Name, "action", action, "err", err)
+	case e == errs.Unavailable && !errs.Is(err, errs.CodeUnavailable):
+		now := time.Now().UnixNano()
+		if last := s.warnedAt.Load(); now-last >= int64(time.Second) && s.warnedAt.CompareAndSwap(last, now) {
+			s.log.Warn("command unavailable: nats did not answer", "service", s.cfg.Name, "action", action, "err", err)
+		}
+	}
+	return e
 }
 
 // checkPrincipal enforces tenancy at the service boundary: the <org> of

@@ -8,6 +8,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/switchboard-chat/switchboard/kit/errs"
+	"github.com/switchboard-chat/switchboard/kit/natsx"
 	"github.com/switchboard-chat/switchboard/kit/svc"
 	"github.com/switchboard-chat/switchboard/proto/chatv1"
 	"github.com/switchboard-chat/switchboard/proto/names"
@@ -101,7 +102,7 @@ func (c *conn) reply(now time.Time, cmd command, data any, err error) error {
 		c.s.metrics.commands.WithLabelValues(typ, "ok").Inc()
 		return nil
 	}
-	e := errs.As(err)
+	e := natsx.AsError(err)
 	if e == errs.Internal {
 		c.s.log.Error("command failed", "type", typ, "org", c.org, "conn", c.id, "err", err)
 	}
