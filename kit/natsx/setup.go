@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -11,9 +12,21 @@ import (
 )
 
 // setupTimeout bounds the retries of setting up a stream or bucket: a
-// cluster that is still electing its JetStream leader, or several instances
-// creating the same bucket at once, answer late or not at all for a while.
-const setupTimeout = 30 * time.Second
+// cluster that is still electing its JetStream leader, short of peers to
+// place replicas on (10005), or several instances creating the same bucket
+// at once, answer late or not at all for a while.
+const setupTimeout = 60 * time.Second
+
+// Each attempt waits attemptFirst, then twice as long, up to attemptMax.
+// On a fresh cluster the first JetStream request, and often both of two
+// instances' concurrent creates of one bucket, get no answer at all, though
+// the bucket is made (with one 10 s wait per attempt, messaging took 50 s
+// to set up six): a short first wait bounds that loss, longer ones later
+// leave room for a slow but live cluster. A create takes ~0.1 s.
+const (
+	attemptFirst = 500 * time.Millisecond
+	attemptMax   = 8 * time.Second
+)
 
 // Mode says what a Stream or KV call may do to JetStream state.
 type Mode int
@@ -82,33 +95,42 @@ func missing(err error) error {
 }
 
 func retrySetup[T any](ctx context.Context, what string, f func(context.Context) (T, error)) (T, error) {
-	deadline := time.Now().Add(setupTimeout)
-	wait := 100 * time.Millisecond
-	for {
-		actx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	start := time.Now()
+	wait, attempt := 100*time.Millisecond, attemptFirst
+	for n := 1; ; n++ {
+		actx, cancel := context.WithTimeout(ctx, attempt)
 		v, err := f(actx)
 		cancel()
-		if err == nil || !transient(err) || time.Now().After(deadline) || ctx.Err() != nil {
-			if err != nil {
-				return v, fmt.Errorf("%s: %w", what, err)
+		if err == nil {
+			if n > 1 {
+				slog.Info("nats setup done", "what", what, "attempts", n, "took", time.Since(start).Round(time.Millisecond))
 			}
 			return v, nil
 		}
-		time.Sleep(wait)
+		if !transient(err) || time.Since(start) > setupTimeout || ctx.Err() != nil {
+			return v, fmt.Errorf("%s: %w", what, err)
+		}
+		slog.Warn("nats setup: retrying", "what", what, "attempt", n, "err", err, "next_in", wait)
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+			return v, fmt.Errorf("%s: %w", what, ctx.Err())
+		}
 		wait = min(2*wait, 2*time.Second)
+		attempt = min(2*attempt, attemptMax)
 	}
 }
 
-// transient errors are worth another try during setup.
+// transient errors are worth another try during setup: NATS not answering
+// (IsUnavailable: timeouts, no responders, no JetStream leader, 10005 no
+// suitable peers while nodes start) or 10058, name in use (another
+// instance is creating it right now).
 func transient(err error) bool {
 	var apiErr *jetstream.APIError
-	if errors.As(err, &apiErr) {
-		// 10008: JetStream temporarily unavailable; 10058: name in use
-		// (another instance is creating it right now).
-		return apiErr.ErrorCode == 10008 || apiErr.ErrorCode == jetstream.JSErrCodeStreamNameInUse
+	if errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamNameInUse {
+		return true
 	}
-	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) ||
-		errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrJetStreamNotEnabled)
+	return IsUnavailable(err)
 }
 
 // Follow calls fn with every entry w delivers (the nil that ends the
