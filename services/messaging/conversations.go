@@ -11,7 +11,6 @@ import (
 
 	"github.com/switchboard-chat/switchboard/kit/errs"
 	"github.com/switchboard-chat/switchboard/kit/ids"
-	"github.com/switchboard-chat/switchboard/kit/natsx"
 	"github.com/switchboard-chat/switchboard/proto/chatv1"
 	"github.com/switchboard-chat/switchboard/proto/names"
 )
@@ -247,15 +246,15 @@ func (s *Service) summaries(ctx context.Context, org, user string, convIDs []str
 			lastSubj = append(lastSubj, names.Store(org, c))
 			readSubj = append(readSubj, names.KVSubject(names.BucketReceipts, names.ReceiptKey(org, c, user)))
 		}
-		recs, err := natsx.MultiLast(ctx, s.nc, names.KVStream(names.BucketConversations), recSubj, 0)
+		recs, err := s.multiLast(ctx, names.KVStream(names.BucketConversations), recSubj, 0)
 		if err != nil {
 			return nil, fmt.Errorf("load conversations: %w", err)
 		}
-		lasts, err := natsx.MultiLast(ctx, s.nc, names.StreamEvents, lastSubj, 0)
+		lasts, err := s.multiLast(ctx, names.StreamEvents, lastSubj, 0)
 		if err != nil {
 			return nil, fmt.Errorf("load last events: %w", err)
 		}
-		reads, err := natsx.MultiLast(ctx, s.nc, names.KVStream(names.BucketReceipts), readSubj, 0)
+		reads, err := s.multiLast(ctx, names.KVStream(names.BucketReceipts), readSubj, 0)
 		if err != nil {
 			return nil, fmt.Errorf("load receipts: %w", err)
 		}
@@ -344,7 +343,7 @@ func (s *Service) join(ctx context.Context, req *chatv1.JoinRequest) (*chatv1.Jo
 
 // receiptStates returns the markers of every participant who has any.
 func (s *Service) receiptStates(ctx context.Context, org string, conv *chatv1.Conversation) ([]*chatv1.ReceiptState, error) {
-	b, err := natsx.MultiLast(ctx, s.nc, names.KVStream(names.BucketReceipts),
+	b, err := s.multiLast(ctx, names.KVStream(names.BucketReceipts),
 		[]string{names.KVSubject(names.BucketReceipts, names.ReceiptKey(org, conv.ConversationId, "*"))}, 0)
 	if err != nil {
 		return nil, fmt.Errorf("load receipts: %w", err)

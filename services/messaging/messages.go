@@ -104,6 +104,8 @@ func (s *Service) putMessageState(ctx context.Context, org, conv, msgID string, 
 		return 0, err
 	}
 	key := names.MessageKey(org, conv, msgID)
+	ctx, cancel := write(ctx)
+	defer cancel()
 	if rev == 0 {
 		return s.messages.Create(ctx, key, data)
 	}

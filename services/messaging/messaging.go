@@ -151,8 +151,8 @@ type Service struct {
 	wg     sync.WaitGroup     // the typing watcher
 
 	seed  maphash.Seed
-	locks [256]sync.Mutex // striped by conversation: appends in order
-	last  sync.Map        // <org>.<conv> -> uint64, the last seq this instance knows
+	locks [256]chan struct{} // striped by conversation: appends in order (lock)
+	last  sync.Map           // <org>.<conv> -> uint64, the last seq this instance knows
 }
 
 // Setup creates the stream and buckets of a Service with cfg, or updates
@@ -174,6 +174,9 @@ func New(ctx context.Context, nc *nats.Conn, cfg Config) (*Service, error) {
 		return nil, err
 	}
 	s := &Service{cfg: cfg, nc: nc, js: js, log: cfg.Logger.With("service", names.Messaging), seed: maphash.MakeSeed()}
+	for i := range s.locks {
+		s.locks[i] = make(chan struct{}, 1)
+	}
 	if err := s.checkReplySizes(); err != nil {
 		return nil, err
 	}
@@ -301,6 +304,6 @@ func (s *Service) Stop(ctx context.Context) error {
 	return err
 }
 
-func (s *Service) lockFor(key string) *sync.Mutex {
-	return &s.locks[maphash.String(s.seed, key)%uint64(len(s.locks))]
+func (s *Service) stripe(key string) uint64 {
+	return maphash.String(s.seed, key) % uint64(len(s.locks))
 }

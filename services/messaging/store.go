@@ -38,13 +38,14 @@ type appended struct {
 func (s *Service) appendEvent(ctx context.Context, org, conv string, ev *chatv1.Event, dedupeID string, check func(context.Context) error) (appended, error) {
 	key := names.ConversationKey(org, conv)
 	subject := names.Store(org, conv)
-	mu := s.lockFor(key)
-	mu.Lock()
-	defer mu.Unlock()
+	unlock, err := s.lock(ctx, key)
+	if err != nil {
+		return appended{}, err
+	}
+	defer unlock()
 
 	prev, known := s.cachedLast(key)
 	if !known {
-		var err error
 		if prev, err = s.lastSeq(ctx, org, conv); err != nil {
 			return appended{}, err
 		}
@@ -65,7 +66,9 @@ func (s *Service) appendEvent(ctx context.Context, org, conv string, ev *chatv1.
 		if dedupeID != "" {
 			opts = append(opts, jetstream.WithMsgID(dedupeID))
 		}
-		ack, err := s.js.PublishMsg(ctx, &nats.Msg{Subject: subject, Data: data}, opts...)
+		wctx, cancel := write(ctx)
+		ack, err := s.js.PublishMsg(wctx, &nats.Msg{Subject: subject, Data: data}, opts...)
+		cancel()
 		if natsx.IsWrongLastSequence(err) {
 			// Another instance appended first: learn the new last seq.
 			if prev, err = s.lastSeq(ctx, org, conv); err != nil {
@@ -99,7 +102,9 @@ func (s *Service) cachedLast(key string) (uint64, bool) {
 
 // lastSeq is the seq of the conversation's newest durable event, 0 if none.
 func (s *Service) lastSeq(ctx context.Context, org, conv string) (uint64, error) {
-	m, err := s.events.GetLastMsgForSubject(ctx, names.Store(org, conv))
+	m, err := read(ctx, func(ctx context.Context) (*jetstream.RawStreamMsg, error) {
+		return s.events.GetLastMsgForSubject(ctx, names.Store(org, conv))
+	})
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
 		return 0, nil
 	}
@@ -138,7 +143,7 @@ func (s *Service) publishUser(org string, users []string, ev *chatv1.Event) {
 // eventAt reads the durable event with seq, checking that it belongs to the
 // conversation.
 func (s *Service) eventAt(ctx context.Context, org, conv string, seq uint64) (*chatv1.Event, error) {
-	m, err := s.events.GetMsg(ctx, seq)
+	m, err := read(ctx, func(ctx context.Context) (*jetstream.RawStreamMsg, error) { return s.events.GetMsg(ctx, seq) })
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
 		return nil, nil
 	}
@@ -164,7 +169,7 @@ func decodeEvent(data []byte, seq uint64) (*chatv1.Event, error) {
 // many as fit b, and stops before the first with seq >= before (0: no
 // bound). more says that events past those returned exist (below before).
 func (s *Service) eventsAfter(ctx context.Context, org, conv string, after, before uint64, n int, b *budget) (_ []*chatv1.Event, more bool, _ error) {
-	batch, err := natsx.GetBatchMax(ctx, s.nc, names.StreamEvents, names.Store(org, conv), after+1, n+1, b.fetchBytes())
+	batch, err := s.getBatchMax(ctx, names.StreamEvents, names.Store(org, conv), after+1, n+1, b.fetchBytes())
 	if err != nil {
 		return nil, false, err
 	}
@@ -196,7 +201,7 @@ func (s *Service) eventsBefore(ctx context.Context, org, conv string, before uin
 		}
 		upTo = before - 1
 	}
-	batch, err := natsx.MultiLast(ctx, s.nc, names.StreamEvents, []string{names.Store(org, conv)}, upTo)
+	batch, err := s.multiLast(ctx, names.StreamEvents, []string{names.Store(org, conv)}, upTo)
 	if err != nil || len(batch.Msgs) == 0 {
 		return nil, false, err
 	}
@@ -242,7 +247,7 @@ func (s *Service) redactDeleted(ctx context.Context, org, conv string, events []
 	for len(subjects) > 0 {
 		chunk := subjects[:min(len(subjects), 1000)]
 		subjects = subjects[len(chunk):]
-		b, err := natsx.MultiLast(ctx, s.nc, names.KVStream(names.BucketMessages), chunk, 0)
+		b, err := s.multiLast(ctx, names.KVStream(names.BucketMessages), chunk, 0)
 		if err != nil {
 			return err
 		}
@@ -295,7 +300,7 @@ func getProto[T any, PT interface {
 	*T
 	proto.Message
 }](ctx context.Context, kv jetstream.KeyValue, key string) (PT, uint64, error) {
-	e, err := kv.Get(ctx, key)
+	e, err := read(ctx, func(ctx context.Context) (jetstream.KeyValueEntry, error) { return kv.Get(ctx, key) })
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return nil, 0, err
 	}
@@ -372,7 +377,7 @@ func (s *Service) unindex(ctx context.Context, org, user, conv string) error {
 
 // userConversations lists the ids of the conversations user is in.
 func (s *Service) userConversations(ctx context.Context, org, user string) ([]string, error) {
-	b, err := natsx.MultiLast(ctx, s.nc, names.KVStream(names.BucketMemberships),
+	b, err := s.multiLast(ctx, names.KVStream(names.BucketMemberships),
 		[]string{names.KVSubject(names.BucketMemberships, names.MembershipFilter(org, user))}, 0)
 	if err == nil {
 		out := make([]string, 0, len(b.Msgs))

@@ -139,7 +139,7 @@ func splitTypingKey(key string) (org, conv, user string, ok bool) {
 
 // typingNow lists the participants typing in a conversation.
 func (s *Service) typingNow(ctx context.Context, org string, conv *chatv1.Conversation) ([]string, error) {
-	b, err := natsx.MultiLast(ctx, s.nc, names.KVStream(names.BucketTyping),
+	b, err := s.multiLast(ctx, names.KVStream(names.BucketTyping),
 		[]string{names.KVSubject(names.BucketTyping, names.TypingKey(org, conv.ConversationId, "*"))}, 0)
 	if err != nil {
 		return nil, fmt.Errorf("load typing: %w", err)
