@@ -106,6 +106,13 @@ func ConvEvents(org, conv string) string { return join("chat.evt.conv", org, con
 // PresenceEvents is the subject of one user's status changes.
 func PresenceEvents(org, user string) string { return join("chat.evt.presence", org, user) }
 
+// PresenceResync is published by a presence instance that starts: every
+// edge then reports all its live connections at once, rather than over a
+// heartbeat interval, so that entries that expired while presence was
+// down come back before anyone is announced offline. One token after
+// "presence", it matches no PresenceEvents subject.
+const PresenceResync = "chat.evt.presence.resync"
+
 // UserEvents is the subject of events for every connection of one user.
 func UserEvents(org, user string) string { return join("chat.evt.user", org, user) }
 

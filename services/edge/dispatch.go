@@ -128,12 +128,49 @@ func (c *conn) principal() *chatv1.Principal {
 	return &chatv1.Principal{Org: c.org, User: c.user, Connection: c.id}
 }
 
-// call sends a command to a service as this connection's principal.
+// call sends a command to a service as this connection's principal. A
+// command safe to repeat gets AttemptTimeout per try and is tried again
+// while RequestTimeout lasts, when it was not answered: a request that went
+// to an instance that died with it costs the connection (which runs its
+// commands one at a time) one attempt, not the whole timeout.
 func (c *conn) call(ctx context.Context, service, action string, req proto.Message, resp svc.Response) error {
+	if !repeatable(service, action) {
+		return c.callOnce(ctx, service, action, req, resp)
+	}
+	for {
+		actx, cancel := context.WithTimeout(ctx, c.s.cfg.AttemptTimeout)
+		err := c.callOnce(actx, service, action, req, resp)
+		cancel()
+		if !errs.Is(err, errs.CodeUnavailable) || ctx.Err() != nil {
+			return err
+		}
+		c.s.metrics.retries.WithLabelValues(service, action).Inc()
+	}
+}
+
+func (c *conn) callOnce(ctx context.Context, service, action string, req proto.Message, resp svc.Response) error {
 	start := time.Now()
 	err := svc.Call(ctx, c.s.nc, names.Command(service, c.org, action), req, resp)
 	c.s.metrics.requests.WithLabelValues(service, action).Observe(time.Since(start).Seconds())
 	return err
+}
+
+// repeatable reports the commands that two tries do no harm with: reads,
+// receipts (a marker only moves forward), typing, and sends (a resend with
+// the same clientMsgId is deduplicated). Not creates, membership changes,
+// edits or deletes, nor rate-limit checks (each try takes a token).
+func repeatable(service, action string) bool {
+	switch service {
+	case names.Messaging:
+		switch action {
+		case names.ActionList, names.ActionJoin, names.ActionHistory, names.ActionSend,
+			names.ActionDelivered, names.ActionRead, names.ActionTyping:
+			return true
+		}
+	case names.Presence:
+		return action == names.ActionQuery
+	}
+	return false
 }
 
 func (c *conn) ping(_ context.Context, cmd command) (any, error) {

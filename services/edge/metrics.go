@@ -12,6 +12,7 @@ type metrics struct {
 	overflows    prometheus.Counter       //
 	authFailures *prometheus.CounterVec   // reason
 	requests     *prometheus.HistogramVec // service, action
+	retries      *prometheus.CounterVec   // service, action
 	gaps         *prometheus.CounterVec   // outcome
 
 	presenceUpdates     prometheus.Counter
@@ -47,6 +48,9 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "switchboard_edge_nats_request_seconds", Help: "Latency of the edge's NATS requests to services.",
 			Buckets: prometheus.ExponentialBuckets(0.00005, 2.5, 12),
 		}, []string{"service", "action"}),
+		retries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "switchboard_edge_nats_request_retries_total", Help: "Requests to services tried again after an attempt went unanswered.",
+		}, []string{"service", "action"}),
 		gaps: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "switchboard_edge_sequence_gaps_total",
 			Help: "Conversation events that arrived before their predecessor, by outcome (filled from the stream, or given up).",
@@ -68,7 +72,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m.refused = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "switchboard_edge_upgrades_refused_total", Help: "Upgrades refused with 429, by reason.",
 	}, []string{"reason"})
-	for _, c := range []prometheus.Collector{m.connections, m.commands, m.fanout, m.closes, m.overflows, m.authFailures, m.requests, m.gaps, m.presenceUpdates, m.presenceUnavailable, m.rateChecks, m.rateFallbacks, m.refused} {
+	for _, c := range []prometheus.Collector{m.connections, m.commands, m.fanout, m.closes, m.overflows, m.authFailures, m.requests, m.retries, m.gaps, m.presenceUpdates, m.presenceUnavailable, m.rateChecks, m.rateFallbacks, m.refused} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

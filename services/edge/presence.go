@@ -83,18 +83,22 @@ type heartbeats struct {
 	now   time.Time
 	slot  uint64 // this sweep's slot
 	slots uint64 // sweeps per PresenceInterval
+	full  bool   // a presence instance started: report every connection
 	byOrg map[string][]*chatv1.ConnectionState
 }
 
 func (s *Server) newHeartbeats(now time.Time, sweep uint64) *heartbeats {
 	slots := max(uint64(s.cfg.PresenceInterval/s.cfg.SweepInterval), 1)
-	return &heartbeats{now: now, slot: sweep % slots, slots: slots, byOrg: map[string][]*chatv1.ConnectionState{}}
+	h := &heartbeats{now: now, slot: sweep % slots, slots: slots, byOrg: map[string][]*chatv1.ConnectionState{}}
+	h.full = s.resync.Swap(false)
+	return h
 }
 
-// visit adds c's state when it changed or when c renews in this slot.
+// visit adds c's state when it changed, when c renews in this slot, or
+// when every connection is reported (full).
 func (h *heartbeats) visit(c *conn) {
 	st := c.effectiveStatus(h.now)
-	if c.reported.Swap(st) != st || c.seq%h.slots == h.slot {
+	if c.reported.Swap(st) != st || c.seq%h.slots == h.slot || h.full {
 		h.byOrg[c.org] = append(h.byOrg[c.org], c.state(h.now, st))
 	}
 }

@@ -43,6 +43,11 @@ type Config struct {
 	WriteTimeout time.Duration
 	// RequestTimeout bounds one command's NATS request. Default 5s.
 	RequestTimeout time.Duration
+	// AttemptTimeout bounds one try of a command that is safe to repeat
+	// (reads, receipts, typing, sends: deduplicated by clientMsgId);
+	// unanswered, it is tried again within RequestTimeout, most likely by
+	// another instance. Default 2s.
+	AttemptTimeout time.Duration
 	// ExpiryWarning is how long before the token's exp auth:expiring is
 	// sent. Default 30s.
 	ExpiryWarning time.Duration
@@ -133,6 +138,7 @@ func (c *Config) setDefaults() {
 	def(&c.PingInterval, c.IdleTimeout/2)
 	def(&c.WriteTimeout, 10*time.Second)
 	def(&c.RequestTimeout, 5*time.Second)
+	def(&c.AttemptTimeout, 2*time.Second)
 	def(&c.ExpiryWarning, 30*time.Second)
 	def(&c.AuthFailureWindow, time.Minute)
 	def(&c.SweepInterval, time.Second)
@@ -184,14 +190,16 @@ type Server struct {
 	limits  map[string]limitJSON // the session event's limits
 	sio     *socketIO
 
-	warned   sync.Map // key -> *atomic.Int64, see warnEvery
-	draining atomic.Bool
-	mu       sync.Mutex     // orders readers.Add before Shutdown's Wait
-	closed   bool           // guarded by mu: Shutdown is waiting for readers
-	readers  sync.WaitGroup // one per live connection
-	stop     chan struct{}  // closes the janitor
-	janitor  sync.WaitGroup
-	shutdown sync.Once
+	warned    sync.Map // key -> *atomic.Int64, see warnEvery
+	draining  atomic.Bool
+	resync    atomic.Bool        // a presence instance asked for every connection (followPresenceResync)
+	resyncSub *nats.Subscription // to names.PresenceResync
+	mu        sync.Mutex         // orders readers.Add before Shutdown's Wait
+	closed    bool               // guarded by mu: Shutdown is waiting for readers
+	readers   sync.WaitGroup     // one per live connection
+	stop      chan struct{}      // closes the janitor
+	janitor   sync.WaitGroup
+	shutdown  sync.Once
 }
 
 // New returns an edge that uses nc for everything NATS.
@@ -220,6 +228,9 @@ func New(nc *nats.Conn, cfg Config) (*Server, error) {
 	}
 	s.limiter = newLimiter(s)
 	s.admit = newAdmission(s)
+	if err := s.followPresenceResync(); err != nil {
+		return nil, err
+	}
 	s.mux = obs.HealthMux(s.Ready)
 	s.mux.HandleFunc("GET /ws", s.accept)
 	s.sio = newSocketIO(s)
@@ -271,6 +282,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		s.closed = true
 		s.mu.Unlock()
 		close(s.stop)
+		_ = s.resyncSub.Unsubscribe()
 		s.janitor.Wait()
 		s.sio.shutdown()
 		s.conns.each(func(c *conn) { c.close(CloseRestart, "server restarting", false) })

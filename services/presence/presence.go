@@ -161,6 +161,12 @@ func New(ctx context.Context, nc *nats.Conn, cfg Config) (*Service, error) {
 			return nil, fmt.Errorf("presence endpoints: %w", err)
 		}
 	}
+	// Heartbeats sent while no instance ran were lost: ask every edge for
+	// all its connections now (the view holds back the offline
+	// announcements of entries that expire meanwhile, see view.hold).
+	if err := nc.Publish(names.PresenceResync, nil); err != nil {
+		s.log.Warn("ask edges to report their connections", "err", err)
+	}
 	return s, nil
 }
 

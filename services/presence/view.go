@@ -21,6 +21,14 @@ import (
 type view struct {
 	s *Service
 
+	// holdUntil ends the hold after this instance started: until then an
+	// entry that expired (rather than a connection that closed) is not
+	// announced offline nor shown so, for it may have expired only because
+	// no presence instance took its heartbeats; edges re-announce their
+	// connections when asked (names.PresenceResync) and at the latest
+	// within one TTL.
+	holdUntil time.Time
+
 	mu      sync.Mutex
 	users   map[string]*user // by <org>.<user>
 	conns   int              // connections in users, for the metric
@@ -36,6 +44,7 @@ type user struct {
 	sentAt       time.Time
 	timer        *time.Timer // a pending publication
 	wasConnected bool
+	expired      bool // the last connection to go expired (no heartbeat), not closed
 }
 
 type connState struct {
@@ -44,7 +53,9 @@ type connState struct {
 	rev        uint64
 }
 
-func newView(s *Service) *view { return &view{s: s, users: map[string]*user{}} }
+func newView(s *Service) *view {
+	return &view{s: s, users: map[string]*user{}, holdUntil: time.Now().Add(s.cfg.TTL)}
+}
 
 // watch loads the current state (before New returns) and then follows the
 // bucket until wctx ends.
@@ -129,6 +140,9 @@ func (v *view) apply(e jetstream.KeyValueEntry, live bool) {
 		}
 		delete(u.conns, conn)
 		v.conns--
+		// A per-key TTL's expiry comes as a purge, a closed connection's
+		// delete marker as a delete.
+		u.expired = e.Operation() == jetstream.KeyValuePurge
 	}
 	v.s.metrics.conns.Set(float64(v.conns))
 	if !live {
@@ -154,12 +168,23 @@ func (u *user) status() string {
 
 // shown is the status contacts see: a user whose last connection went
 // less than Grace ago is still shown as before.
-func (u *user) shown(grace time.Duration) string {
+func (u *user) shown(grace time.Duration, hold time.Time) string {
 	st := u.status()
-	if st == Offline && u.sent != "" && u.sent != Offline && time.Since(u.offlineSince) < grace {
+	if st == Offline && u.sent != "" && u.sent != Offline && time.Now().Before(u.offlineUntil(grace, hold)) {
 		return u.sent
 	}
 	return st
+}
+
+// offlineUntil is when a user without connections may be shown offline:
+// Grace after the last connection went, and not before the hold ends when
+// it expired.
+func (u *user) offlineUntil(grace time.Duration, hold time.Time) time.Time {
+	at := u.offlineSince.Add(grace)
+	if u.expired {
+		at = maxTime(at, hold)
+	}
+	return at
 }
 
 // lastSeenAt is the newest activity of a connected user, or when an
@@ -198,7 +223,7 @@ func (v *view) scheduleLocked(u *user) {
 	now := time.Now()
 	at := u.sentAt.Add(v.s.cfg.Interval)
 	if st == Offline {
-		at = maxTime(at, u.offlineSince.Add(v.s.cfg.Grace))
+		at = maxTime(at, u.offlineUntil(v.s.cfg.Grace, v.holdUntil))
 	}
 	if !at.After(now) {
 		v.publishLocked(u, st)
@@ -251,7 +276,7 @@ func (v *view) query(org string, users []string) []*chatv1.Presence {
 			out = append(out, &chatv1.Presence{UserId: id, Status: Offline})
 			continue
 		}
-		out = append(out, &chatv1.Presence{UserId: id, Status: u.shown(v.s.cfg.Grace), LastSeenAtMs: u.lastSeenAt()})
+		out = append(out, &chatv1.Presence{UserId: id, Status: u.shown(v.s.cfg.Grace, v.holdUntil), LastSeenAtMs: u.lastSeenAt()})
 	}
 	return out
 }
