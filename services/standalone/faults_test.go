@@ -1,0 +1,193 @@
+package standalone
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/switchboard-chat/switchboard/kit/natsx"
+	"github.com/switchboard-chat/switchboard/kit/testkit/natstest"
+	"github.com/switchboard-chat/switchboard/kit/testkit/wsclient"
+	"github.com/switchboard-chat/switchboard/proto/chatv1"
+	"github.com/switchboard-chat/switchboard/proto/names"
+	"github.com/switchboard-chat/switchboard/services/messaging"
+)
+
+// sendResult is what one retrying sender saw.
+type sendResult struct {
+	acked   map[string]uint64 // clientMsgId -> seq
+	codes   map[string]int    // error codes seen, retried or not
+	slowest time.Duration     // the longest wait for one reply
+	err     error             // a transport failure: the test fails
+}
+
+// sendWithRetries sends n messages on c, each retried with the same
+// clientMsgId while it is answered unavailable (as docs/protocol.md tells
+// clients), until stop is closed or the message is acked. It runs on its
+// own goroutine: it reports, never fails the test.
+func sendWithRetries(c *wsclient.Client, conv, prefix string, n int, stop <-chan struct{}) sendResult {
+	res := sendResult{acked: map[string]uint64{}, codes: map[string]int{}}
+	for i := 0; i < n; i++ {
+		cmid := fmt.Sprintf("%s-%d", prefix, i)
+		for attempt := 0; ; attempt++ {
+			select {
+			case <-stop:
+				return res
+			default:
+			}
+			start := time.Now()
+			r, err := c.Request(fmt.Sprintf("%s-%d", cmid, attempt), "message:send",
+				map[string]any{"conversationId": conv, "content": cmid, "clientMsgId": cmid}, 10*time.Second)
+			res.slowest = max(res.slowest, time.Since(start))
+			if err != nil {
+				res.err = fmt.Errorf("%s: %w", cmid, err)
+				return res
+			}
+			if r.Type == "ack" {
+				var a sendAck
+				if err := r.Decode(&a); err != nil {
+					res.err = err
+					return res
+				}
+				res.acked[cmid] = a.Seq
+				break
+			}
+			var e struct {
+				Code string `json:"code"`
+			}
+			_ = r.Decode(&e)
+			res.codes[e.Code]++
+			if e.Code != "unavailable" {
+				break // counted; the test decides
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	return res
+}
+
+// runSenders runs one retrying sender per client, fault runs while they
+// send, and returns what they saw once all are done.
+func runSenders(t *testing.T, clients []*client, conv string, n int, fault func()) []sendResult {
+	t.Helper()
+	stop := make(chan struct{})
+	results := make([]sendResult, len(clients))
+	var wg sync.WaitGroup
+	for i, c := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			results[i] = sendWithRetries(c.Client, conv, fmt.Sprintf("s%d", i), n, stop)
+		}()
+	}
+	fault()
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(90 * time.Second):
+		close(stop)
+		<-done
+		t.Fatal("senders did not finish in 90 s")
+	}
+	for i, r := range results {
+		if r.err != nil {
+			t.Fatalf("sender %d: %v", i, r.err)
+		}
+		for code, k := range r.codes {
+			if code != "unavailable" {
+				t.Errorf("sender %d got %q %d times (only unavailable is expected of a fault)", i, code, k)
+			}
+		}
+	}
+	return results
+}
+
+// storedOnce checks that every acked message is in the conversation's
+// stored events exactly once, at the seq its ack gave, and that no message
+// is stored twice.
+func storedOnce(t *testing.T, nc *nats.Conn, org, conv string, results []sendResult) {
+	t.Helper()
+	seen := map[string]uint64{}
+	var after uint64
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		b, err := natsx.GetBatch(ctx, nc, names.StreamEvents, names.Store(org, conv), after+1, 1000)
+		cancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range b.Msgs {
+			ev := &chatv1.Event{}
+			if err := proto.Unmarshal(m.Data, ev); err != nil {
+				t.Fatal(err)
+			}
+			if mn := ev.GetMessageNew(); mn != nil {
+				if prev, dup := seen[mn.ClientMsgId]; dup {
+					t.Errorf("%s stored twice, at %d and %d", mn.ClientMsgId, prev, m.Seq)
+				}
+				seen[mn.ClientMsgId] = m.Seq
+			}
+			after = m.Seq
+		}
+		if len(b.Msgs) == 0 || b.Pending == 0 {
+			break
+		}
+	}
+	acked := 0
+	for _, r := range results {
+		for cmid, seq := range r.acked {
+			acked++
+			if got, ok := seen[cmid]; !ok {
+				t.Errorf("%s acked at seq %d is not stored", cmid, seq)
+			} else if got != seq {
+				t.Errorf("%s acked at seq %d, stored at %d", cmid, seq, got)
+			}
+		}
+	}
+	t.Logf("%d messages acked, %d stored", acked, len(seen))
+}
+
+// A second messaging instance serves beside the standalone's; it dies
+// mid-traffic (its connection drops, as with kill -9: the requests it
+// holds are never answered). Senders retry on unavailable: every acked
+// message is stored once, nobody sees anything but unavailable, and no
+// reply waits the edge's whole request timeout.
+func TestFaultMessagingInstanceDies(t *testing.T) {
+	f := start(t)
+	nc := natstest.Conn(t, f.sys.NATS)
+	second, err := messaging.New(context.Background(), nc, messaging.Config{Logger: testLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = second.Stop(context.Background()) })
+
+	owner := f.dial("acme", "owner")
+	users := []string{"u0", "u1", "u2", "u3"}
+	conv := owner.create(users...)
+	var clients []*client
+	for _, u := range users {
+		clients = append(clients, f.dial("acme", u))
+	}
+	results := runSenders(t, clients, conv, 60, func() {
+		time.Sleep(300 * time.Millisecond)
+		nc.Close()
+	})
+	storedOnce(t, natstest.Conn(t, f.sys.NATS), "acme", conv, results)
+	for i, r := range results {
+		if len(r.acked) != 60 {
+			t.Errorf("sender %d: %d of 60 acked", i, len(r.acked))
+		}
+		// The edge's attempt timeout (2 s) plus a retry, well under the
+		// request timeout (5 s) that a dead instance used to cost.
+		t.Logf("sender %d: slowest reply %v", i, r.slowest)
+		if r.slowest > 4*time.Second {
+			t.Errorf("sender %d waited %v for one reply", i, r.slowest)
+		}
+	}
+}
