@@ -16,6 +16,7 @@ import (
 	"github.com/switchboard-chat/switchboard/proto/chatv1"
 	"github.com/switchboard-chat/switchboard/proto/names"
 	"github.com/switchboard-chat/switchboard/services/messaging"
+	"github.com/switchboard-chat/switchboard/services/presence"
 )
 
 // sendResult is what one retrying sender saw.
@@ -188,6 +189,72 @@ func TestFaultMessagingInstanceDies(t *testing.T) {
 		t.Logf("sender %d: slowest reply %v", i, r.slowest)
 		if r.slowest > 4*time.Second {
 			t.Errorf("sender %d waited %v for one reply", i, r.slowest)
+		}
+	}
+}
+
+// Presence stops (for less than a TTL, then for more) and comes back: no
+// user connected all along is announced offline nor answered offline. The
+// timings have production's ratio: the TTL is three heartbeats. Keys whose
+// TTL ran out just after the restart, before their next heartbeat, used to
+// be announced offline; keys that expired during the outage were answered
+// offline until their heartbeat's turn.
+func TestFaultPresenceRestartAnnouncesNobodyOffline(t *testing.T) {
+	const ttl, heartbeat = 3 * time.Second, time.Second
+	pcfg := presence.Config{TTL: ttl, Grace: 2 * time.Second, Interval: 100 * time.Millisecond, Logger: testLogger()}
+	f := start(t, func(c *Config) {
+		c.Presence = pcfg
+		c.Edge.SweepInterval = 100 * time.Millisecond
+		c.Edge.PresenceInterval = heartbeat
+		c.Edge.PresenceThrottle = 100 * time.Millisecond
+	})
+	var users []string
+	for i := range 12 {
+		users = append(users, fmt.Sprintf("u%d", i))
+	}
+	watcher := f.dial("acme", "watcher")
+	conv := watcher.create(users...)
+	for _, u := range users {
+		f.dial("acme", u)
+	}
+	watcher.join(conv)
+	for _, u := range users {
+		for deadline := time.Now().Add(5 * time.Second); watcher.queryStatus(u).Status != "online"; time.Sleep(50 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s is not online", u)
+			}
+		}
+	}
+	var running interface{ Stop(context.Context) error } = f.sys.Presence
+	for _, down := range []time.Duration{ttl - 500*time.Millisecond, ttl + time.Second} {
+		if err := running.Stop(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(down)
+		p, err := presence.New(context.Background(), natstest.Conn(t, f.sys.NATS), pcfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		running = p
+		t.Cleanup(func() { _ = p.Stop(context.Background()) })
+		// Edges report every connection at their next sweep.
+		time.Sleep(500 * time.Millisecond)
+		for _, u := range users {
+			if st := watcher.queryStatus(u).Status; st != "online" {
+				t.Errorf("after %v down: %s is %s", down, u, st)
+			}
+		}
+		// Nobody is announced offline within a TTL, a grace and a
+		// heartbeat of the restart.
+		deadline := time.Now().Add(ttl + pcfg.Grace + heartbeat)
+		for {
+			e, err := watcher.Next("presence", time.Until(deadline))
+			if err != nil {
+				break
+			}
+			if p := decode[presenceEvent](t, e.Data); p.Status != "online" {
+				t.Errorf("after %v down: %s announced %s", down, p.UserID, p.Status)
+			}
 		}
 	}
 }
