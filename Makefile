@@ -6,7 +6,7 @@ export PATH := /usr/local/go/bin:$(PATH)
 MODULES := proto kit services/messaging services/presence services/ratelimit services/edge services/standalone tools/loadgen
 GO_TEST_FLAGS ?= -race -count=1 -timeout 15m
 
-.PHONY: run test proto proto-check vet fmt-check standalone-builds unit bench build loadgen clean \
+.PHONY: run test proto proto-check vet fmt-check standalone-builds unit bench fuzz build loadgen clean \
 	test-node test-socketio test-browser node-deps chromium switchboard-bin
 
 run:
@@ -73,6 +73,15 @@ chromium:
 switchboard-bin:
 	mkdir -p .bin
 	go build -o .bin/switchboard ./services/standalone/cmd/switchboard
+
+# Every fuzz target, FUZZTIME each (make test runs only their seeds).
+FUZZTIME ?= 30s
+FUZZ_TARGETS := services/edge:FuzzDecodeCommand services/edge:FuzzFrameReader services/edge:FuzzVerify \
+	services/messaging:FuzzCommands services/presence:FuzzCommands services/ratelimit:FuzzCommands
+
+fuzz:
+	@for t in $(FUZZ_TARGETS); do m=$${t%%:*}; f=$${t##*:}; echo "fuzz $$m $$f ($(FUZZTIME))"; \
+		(cd $$m && go test -run '^$$' -fuzz "^$$f\$$" -fuzztime $(FUZZTIME) .) || exit 1; done
 
 bench:
 	cd services/edge && go test -run '^$$' -bench . -benchmem ./...
