@@ -83,6 +83,11 @@ func (s *Service) resend(ctx context.Context, org, conv string, seq uint64) (*ch
 	if err != nil {
 		return nil, err
 	}
+	if ev == nil {
+		// Stored (the stream said duplicate) but not readable here: a
+		// direct get answered by a replica that has not caught up yet.
+		return nil, errs.New(errs.CodeUnavailable, "message not readable yet; retry with the same clientMsgId")
+	}
 	m := ev.GetMessageNew()
 	if m == nil {
 		return nil, fmt.Errorf("duplicate of seq %d is not a message", seq)
