@@ -26,7 +26,6 @@ package ratelimit
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
@@ -306,9 +305,7 @@ func (l *Limiter) take(ctx context.Context, key string, limit limits.Limit) (dec
 // unavailable turns a JetStream that did not answer into errs.Unavailable
 // (logged here: svc logs only internal errors), and wraps anything else.
 func (l *Limiter) unavailable(op string, err error) error {
-	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) ||
-		errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, nats.ErrNoResponders) ||
-		errors.Is(err, nats.ErrConnectionClosed) || errors.Is(err, nats.ErrDisconnected) {
+	if natsx.IsUnavailable(err) {
 		l.log.Warn("bucket store did not answer", "op", op, "err", err)
 		return errs.Unavailable
 	}
