@@ -130,7 +130,7 @@ func (c *conn) principal() *chatv1.Principal {
 
 // call sends a command to a service as this connection's principal. A
 // command safe to repeat gets AttemptTimeout per try and is tried again
-// while RequestTimeout lasts, when it was not answered: a request that went
+// while RequestTimeout lasts when a try got no answer: a request that went
 // to an instance that died with it costs the connection (which runs its
 // commands one at a time) one attempt, not the whole timeout.
 func (c *conn) call(ctx context.Context, service, action string, req proto.Message, resp svc.Response) error {
@@ -140,8 +140,12 @@ func (c *conn) call(ctx context.Context, service, action string, req proto.Messa
 	for {
 		actx, cancel := context.WithTimeout(ctx, c.s.cfg.AttemptTimeout)
 		err := c.callOnce(actx, service, action, req, resp)
+		unanswered := actx.Err() != nil
 		cancel()
-		if !errs.Is(err, errs.CodeUnavailable) || ctx.Err() != nil {
+		// Only an attempt that got no answer at all is tried again: no
+		// responders, or a service's own unavailable (it tried), is the
+		// answer.
+		if err == nil || !unanswered || ctx.Err() != nil {
 			return err
 		}
 		c.s.metrics.retries.WithLabelValues(service, action).Inc()
