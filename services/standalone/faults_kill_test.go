@@ -96,7 +96,7 @@ func TestFaultStandaloneKilledAndRestarted(t *testing.T) {
 	dir := t.TempDir()
 	wsPort, natsPort := freePort(t), freePort(t)
 	p := runSwitchboard(t, bin, dir, wsPort, natsPort)
-	f := &fixture{t: t, url: "ws://" + p.ws + "/ws"}
+	f := &fixture{t: t, endpoint: &endpoint{url: "ws://" + p.ws + "/ws"}}
 	users := []string{"u0", "u1", "u2", "u3"}
 	conv := f.dial("acme", "owner").create(users...)
 
