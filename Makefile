@@ -76,7 +76,7 @@ switchboard-bin:
 
 # Every fuzz target, FUZZTIME each (make test runs only their seeds).
 FUZZTIME ?= 30s
-FUZZ_TARGETS := services/edge:FuzzDecodeCommand services/edge:FuzzFrameReader services/edge:FuzzVerify \
+FUZZ_TARGETS := services/edge:FuzzDecodeCommand services/edge:FuzzFrameReader services/edge:FuzzVerify services/edge:FuzzParseSocketIO \
 	services/messaging:FuzzCommands services/presence:FuzzCommands services/ratelimit:FuzzCommands
 
 fuzz:
