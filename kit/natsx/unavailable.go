@@ -67,6 +67,7 @@ var unavailableCodes = map[jetstream.ErrorCode]bool{
 	10023: true, // insufficient resources
 	10118: true, // stream is offline
 	10119: true, // consumer is offline
+	10158: true, // duplicate message id is in process (a resend while the first is proposed)
 	10163: true, // expected last sequence per subject temporarily unavailable
 	10194: true, // stream is offline: reason
 	10195: true, // consumer is offline: reason

@@ -26,6 +26,7 @@ func TestAsError(t *testing.T) {
 		{fmt.Errorf("get: %w", &jetstream.APIError{Code: 503, ErrorCode: 10008, Description: "JetStream system temporarily unavailable"}), errs.Unavailable},
 		{&jetstream.APIError{Code: 400, ErrorCode: 10005, Description: "no suitable peers for placement"}, errs.Unavailable},
 		{&jetstream.APIError{Code: 500, ErrorCode: 10118, Description: "stream is offline"}, errs.Unavailable},
+		{fmt.Errorf("append: %w", &jetstream.APIError{Code: 409, ErrorCode: 10158, Description: "duplicate message id is in process"}), errs.Unavailable},
 		{&jetstream.APIError{Code: 400, ErrorCode: 10071, Description: "wrong last sequence"}, errs.Internal},
 		{fmt.Errorf("decode: %w", io.ErrUnexpectedEOF), errs.Internal},
 		{errors.New("duplicate of seq 4 is not a message"), errs.Internal},

@@ -3,10 +3,15 @@ package standalone
 import (
 	"context"
 	"fmt"
+	"os"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/switchboard-chat/switchboard/kit/natsembed"
 
 	"github.com/switchboard-chat/switchboard/proto/names"
 	"github.com/switchboard-chat/switchboard/services/edge"
@@ -73,6 +78,92 @@ func TestFaultStreamLeaderStops(t *testing.T) {
 		}
 		t.Logf("sender %d: %v, slowest reply %v", i, r.codes, r.slowest)
 	}
+}
+
+// Two of the three nodes stop while clients send, and come back on their
+// stores 3 s later: without a quorum every command is unavailable (never
+// internal), and once the nodes are back every message is acked and
+// stored once.
+func TestFaultQuorumLostAndBack(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a 3-node cluster")
+	}
+	nodes, restart := restartableCluster(t)
+	ctx := context.Background()
+	log := testLogger()
+	ms := retry(t, "messaging", func() (*messaging.Service, error) {
+		return messaging.New(ctx, connectAs(t, nodes, "messaging", 0), messaging.Config{Replicas: 3, Logger: log})
+	})
+	t.Cleanup(func() { _ = ms.Stop(ctx) })
+	rl := retry(t, "ratelimit", func() (*ratelimit.Limiter, error) {
+		return ratelimit.New(ctx, connectAs(t, nodes, "ratelimit", 0), ratelimit.Config{Replicas: 3, Limits: generous(), Logger: log})
+	})
+	t.Cleanup(func() { _ = rl.Stop(ctx) })
+	f := serveEdge(t, nil, connectAs(t, nodes, "edge", 0), edge.Config{Limits: generous(), MaxUpgradesPerIP: 1000})
+
+	owner := f.dial("acme", "owner")
+	users := []string{"u0", "u1", "u2"}
+	conv := owner.create(users...)
+	var clients []*client
+	for _, u := range users {
+		clients = append(clients, f.dial("acme", u))
+	}
+	results := runSenders(t, clients, conv, 60, func() {
+		time.Sleep(100 * time.Millisecond)
+		for _, i := range []int{1, 2} {
+			nodes[i].Shutdown()
+			nodes[i].WaitForShutdown()
+		}
+		time.Sleep(3 * time.Second)
+		for _, i := range []int{1, 2} {
+			restart(i)
+		}
+	})
+	storedOnce(t, connectAs(t, nodes[:1], "messaging", 0), "acme", conv, results)
+	unavailable := 0
+	for i, r := range results {
+		if len(r.acked) != 60 {
+			t.Errorf("sender %d: %d of 60 acked", i, len(r.acked))
+		}
+		unavailable += r.codes["unavailable"]
+	}
+	t.Logf("%d unavailable answers while the quorum was lost", unavailable)
+	if unavailable == 0 {
+		t.Error("no command was answered unavailable: the quorum loss did not land mid-traffic")
+	}
+}
+
+// restartableCluster is cluster, with a function that starts node i
+// again on its store and its route port.
+func restartableCluster(t *testing.T) ([]*server.Server, func(i int)) {
+	t.Helper()
+	accounts, err := os.ReadFile("../../deploy/nats/accounts.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var routes, cfgs, dirs []string
+	for range 3 {
+		routes = append(routes, fmt.Sprintf("nats://127.0.0.1:%d", freePort(t)))
+		dirs = append(dirs, t.TempDir())
+	}
+	for i := range 3 {
+		cfgs = append(cfgs, fmt.Sprintf("server_name: n%d\ncluster { name: switchboard, listen: %q, routes: [%s] }\n%s",
+			i+1, strings.TrimPrefix(routes[i], "nats://"), strings.Join(routes, ", "), accounts))
+	}
+	nodes := make([]*server.Server, 3)
+	start := func(i int) {
+		ns, err := natsembed.Start(natsembed.Config{Dir: dirs[i], ConfigString: cfgs[i]})
+		if err != nil {
+			t.Errorf("start n%d: %v", i+1, err)
+			return
+		}
+		nodes[i] = ns
+		t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
+	}
+	for i := range 3 {
+		start(i)
+	}
+	return nodes, start
 }
 
 func streamInfo(t *testing.T, js jetstream.JetStream, name string) *jetstream.StreamInfo {
