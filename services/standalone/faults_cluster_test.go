@@ -3,15 +3,13 @@ package standalone
 import (
 	"context"
 	"fmt"
-	"os"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/switchboard-chat/switchboard/kit/natsembed"
+	"github.com/switchboard-chat/switchboard/kit/natsauth"
 
 	"github.com/switchboard-chat/switchboard/proto/names"
 	"github.com/switchboard-chat/switchboard/services/edge"
@@ -29,23 +27,24 @@ func TestFaultStreamLeaderStops(t *testing.T) {
 		t.Skip("starts a 3-node cluster")
 	}
 	nodes := cluster(t)
+	setUpCluster(t, nodes)
 	ctx := context.Background()
 	log := testLogger()
 	for i := range 2 {
 		ms := retry(t, "messaging", func() (*messaging.Service, error) {
-			return messaging.New(ctx, connectAs(t, nodes, "messaging", i), messaging.Config{Replicas: 3, Logger: log})
+			return messaging.New(ctx, connectAs(t, nodes, natsauth.Messaging, i, nil), messaging.Config{Logger: log})
 		})
 		t.Cleanup(func() { _ = ms.Stop(ctx) })
 	}
 	ps := retry(t, "presence", func() (*presence.Service, error) {
-		return presence.New(ctx, connectAs(t, nodes, "presence", 1), presence.Config{Replicas: 3, Logger: log})
+		return presence.New(ctx, connectAs(t, nodes, natsauth.Presence, 1, nil), presence.Config{Logger: log})
 	})
 	t.Cleanup(func() { _ = ps.Stop(ctx) })
 	rl := retry(t, "ratelimit", func() (*ratelimit.Limiter, error) {
-		return ratelimit.New(ctx, connectAs(t, nodes, "ratelimit", 2), ratelimit.Config{Replicas: 3, Limits: generous(), Logger: log})
+		return ratelimit.New(ctx, connectAs(t, nodes, natsauth.RateLimit, 2, nil), ratelimit.Config{Limits: generous(), Logger: log})
 	})
 	t.Cleanup(func() { _ = rl.Stop(ctx) })
-	f := serveEdge(t, nil, connectAs(t, nodes, "edge", 0), edge.Config{Limits: generous(), MaxUpgradesPerIP: 1000})
+	f := serveEdge(t, nil, connectAs(t, nodes, natsauth.Edge, 0, nil), edge.Config{Limits: generous(), MaxUpgradesPerIP: 1000})
 
 	owner := f.dial("acme", "owner")
 	users := []string{"u0", "u1", "u2", "u3"}
@@ -54,7 +53,7 @@ func TestFaultStreamLeaderStops(t *testing.T) {
 	for _, u := range users {
 		clients = append(clients, f.dial("acme", u))
 	}
-	probe := connectAs(t, nodes, "messaging", 0)
+	probe := connectAs(t, nodes, natsauth.Messaging, 0, nil)
 	js, err := jetstream.New(probe)
 	if err != nil {
 		t.Fatal(err)
@@ -89,17 +88,18 @@ func TestFaultQuorumLostAndBack(t *testing.T) {
 		t.Skip("starts a 3-node cluster")
 	}
 	nodes, restart := restartableCluster(t)
+	setUpCluster(t, nodes)
 	ctx := context.Background()
 	log := testLogger()
 	ms := retry(t, "messaging", func() (*messaging.Service, error) {
-		return messaging.New(ctx, connectAs(t, nodes, "messaging", 0), messaging.Config{Replicas: 3, Logger: log})
+		return messaging.New(ctx, connectAs(t, nodes, natsauth.Messaging, 0, nil), messaging.Config{Logger: log})
 	})
 	t.Cleanup(func() { _ = ms.Stop(ctx) })
 	rl := retry(t, "ratelimit", func() (*ratelimit.Limiter, error) {
-		return ratelimit.New(ctx, connectAs(t, nodes, "ratelimit", 0), ratelimit.Config{Replicas: 3, Limits: generous(), Logger: log})
+		return ratelimit.New(ctx, connectAs(t, nodes, natsauth.RateLimit, 0, nil), ratelimit.Config{Limits: generous(), Logger: log})
 	})
 	t.Cleanup(func() { _ = rl.Stop(ctx) })
-	f := serveEdge(t, nil, connectAs(t, nodes, "edge", 0), edge.Config{Limits: generous(), MaxUpgradesPerIP: 1000})
+	f := serveEdge(t, nil, connectAs(t, nodes, natsauth.Edge, 0, nil), edge.Config{Limits: generous(), MaxUpgradesPerIP: 1000})
 
 	owner := f.dial("acme", "owner")
 	users := []string{"u0", "u1", "u2"}
@@ -119,7 +119,7 @@ func TestFaultQuorumLostAndBack(t *testing.T) {
 			restart(i)
 		}
 	})
-	storedOnce(t, connectAs(t, nodes[:1], "messaging", 0), "acme", conv, results)
+	storedOnce(t, connectAs(t, nodes[:1], natsauth.Messaging, 0, nil), "acme", conv, results)
 	unavailable := 0
 	for i, r := range results {
 		if len(r.acked) != 60 {
@@ -137,33 +137,29 @@ func TestFaultQuorumLostAndBack(t *testing.T) {
 // again on its store and its route port.
 func restartableCluster(t *testing.T) ([]*server.Server, func(i int)) {
 	t.Helper()
-	accounts, err := os.ReadFile("../../deploy/nats/accounts.conf")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var routes, cfgs, dirs []string
-	for range 3 {
-		routes = append(routes, fmt.Sprintf("nats://127.0.0.1:%d", freePort(t)))
-		dirs = append(dirs, t.TempDir())
-	}
-	for i := range 3 {
-		cfgs = append(cfgs, fmt.Sprintf("server_name: n%d\ncluster { name: switchboard, listen: %q, routes: [%s] }\n%s",
-			i+1, strings.TrimPrefix(routes[i], "nats://"), strings.Join(routes, ", "), accounts))
-	}
+	routes := []int{freePort(t), freePort(t), freePort(t)}
+	dirs := []string{t.TempDir(), t.TempDir(), t.TempDir()}
 	nodes := make([]*server.Server, 3)
 	start := func(i int) {
-		ns, err := natsembed.Start(natsembed.Config{Dir: dirs[i], ConfigString: cfgs[i]})
-		if err != nil {
-			t.Errorf("start n%d: %v", i+1, err)
-			return
-		}
-		nodes[i] = ns
-		t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
+		opts := deployNode(t, i, routes)
+		opts.StoreDir = dirs[i]
+		nodes[i] = runNode(t, opts)
 	}
 	for i := range 3 {
 		start(i)
 	}
 	return nodes, start
+}
+
+// setUpCluster runs the admin's setup, replicas 3, on a cluster that may
+// still be electing.
+func setUpCluster(t *testing.T, nodes []*server.Server) {
+	t.Helper()
+	cfg := Config{Messaging: messaging.Config{Replicas: 3}, Presence: presence.Config{Replicas: 3},
+		RateLimit: ratelimit.Config{Replicas: 3, Limits: generous()}}
+	retry(t, "setup", func() (struct{}, error) {
+		return struct{}{}, Setup(context.Background(), connectAs(t, nodes, natsauth.Admin, 0, nil), cfg)
+	})
 }
 
 func streamInfo(t *testing.T, js jetstream.JetStream, name string) *jetstream.StreamInfo {
