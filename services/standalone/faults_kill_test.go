@@ -12,8 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
-
 	"github.com/switchboard-chat/switchboard/kit/testkit/wsclient"
 )
 
@@ -122,7 +120,7 @@ func TestFaultStandaloneKilledAndRestarted(t *testing.T) {
 		t.Fatalf("%d of %d acked before the kill: the kill did not land mid-traffic", ackedBefore, n*len(users))
 	}
 
-	p = runSwitchboard(t, bin, dir, wsPort, natsPort)
+	runSwitchboard(t, bin, dir, wsPort, natsPort)
 	var clients []*client
 	for _, u := range users {
 		clients = append(clients, f.dial("acme", u))
@@ -135,11 +133,30 @@ func TestFaultStandaloneKilledAndRestarted(t *testing.T) {
 			}
 		}
 	}
-	nc, err := nats.Connect("nats://" + p.nats)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	storedOnce(t, nc, "acme", conv, after)
+	checkStoredOnce(t, historyOf(t, clients[0], conv), after)
 	t.Logf("%d acked before the kill", ackedBefore)
+}
+
+// historyOf reads every message of conv through conversation:history,
+// page by page.
+func historyOf(t *testing.T, c *client, conv string) []storedMsg {
+	t.Helper()
+	var out []storedMsg
+	var after uint64
+	for {
+		h := decode[struct {
+			Events  []wsclient.Frame `json:"events"`
+			HasMore bool             `json:"hasMore"`
+		}](t, c.do("conversation:history", map[string]any{"conversationId": conv, "afterSeq": after, "limit": 200}))
+		for _, e := range h.Events {
+			m := decode[msgEvent](t, e.Data)
+			if e.Type == "message:new" {
+				out = append(out, storedMsg{m.ClientMsgID, m.Seq})
+			}
+			after = m.Seq
+		}
+		if !h.HasMore || len(h.Events) == 0 {
+			return out
+		}
+	}
 }

@@ -10,8 +10,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/switchboard-chat/switchboard/kit/natsauth"
 	"github.com/switchboard-chat/switchboard/kit/natsx"
-	"github.com/switchboard-chat/switchboard/kit/testkit/natstest"
 	"github.com/switchboard-chat/switchboard/kit/testkit/wsclient"
 	"github.com/switchboard-chat/switchboard/proto/chatv1"
 	"github.com/switchboard-chat/switchboard/proto/names"
@@ -111,10 +111,10 @@ func runSenders(t *testing.T, clients []*client, conv string, n int, fault func(
 
 // storedOnce checks that every acked message is in the conversation's
 // stored events exactly once, at the seq its ack gave, and that no message
-// is stored twice.
+// is stored twice, reading the stream directly.
 func storedOnce(t *testing.T, nc *nats.Conn, org, conv string, results []sendResult) {
 	t.Helper()
-	seen := map[string]uint64{}
+	var stored []storedMsg
 	var after uint64
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -129,16 +129,31 @@ func storedOnce(t *testing.T, nc *nats.Conn, org, conv string, results []sendRes
 				t.Fatal(err)
 			}
 			if mn := ev.GetMessageNew(); mn != nil {
-				if prev, dup := seen[mn.ClientMsgId]; dup {
-					t.Errorf("%s stored twice, at %d and %d", mn.ClientMsgId, prev, m.Seq)
-				}
-				seen[mn.ClientMsgId] = m.Seq
+				stored = append(stored, storedMsg{mn.ClientMsgId, m.Seq})
 			}
 			after = m.Seq
 		}
 		if len(b.Msgs) == 0 || b.Pending == 0 {
 			break
 		}
+	}
+	checkStoredOnce(t, stored, results)
+}
+
+// storedMsg is a message_new of the stream: its clientMsgId and seq.
+type storedMsg struct {
+	clientMsgID string
+	seq         uint64
+}
+
+func checkStoredOnce(t *testing.T, stored []storedMsg, results []sendResult) {
+	t.Helper()
+	seen := map[string]uint64{}
+	for _, m := range stored {
+		if prev, dup := seen[m.clientMsgID]; dup {
+			t.Errorf("%s stored twice, at %d and %d", m.clientMsgID, prev, m.seq)
+		}
+		seen[m.clientMsgID] = m.seq
 	}
 	acked := 0
 	for _, r := range results {
@@ -161,7 +176,7 @@ func storedOnce(t *testing.T, nc *nats.Conn, org, conv string, results []sendRes
 // reply waits the edge's whole request timeout.
 func TestFaultMessagingInstanceDies(t *testing.T) {
 	f := start(t)
-	nc := natstest.Conn(t, f.sys.NATS)
+	nc := f.natsAs(natsauth.Messaging)
 	second, err := messaging.New(context.Background(), nc, messaging.Config{Logger: testLogger()})
 	if err != nil {
 		t.Fatal(err)
@@ -179,7 +194,7 @@ func TestFaultMessagingInstanceDies(t *testing.T) {
 		time.Sleep(300 * time.Millisecond)
 		nc.Close()
 	})
-	storedOnce(t, natstest.Conn(t, f.sys.NATS), "acme", conv, results)
+	storedOnce(t, f.natsAs(natsauth.Messaging), "acme", conv, results)
 	for i, r := range results {
 		if len(r.acked) != 60 {
 			t.Errorf("sender %d: %d of 60 acked", i, len(r.acked))
@@ -231,7 +246,7 @@ func TestFaultPresenceRestartAnnouncesNobodyOffline(t *testing.T) {
 			t.Fatal(err)
 		}
 		time.Sleep(down)
-		p, err := presence.New(context.Background(), natstest.Conn(t, f.sys.NATS), pcfg)
+		p, err := presence.New(context.Background(), f.natsAs(natsauth.Presence), pcfg)
 		if err != nil {
 			t.Fatal(err)
 		}
