@@ -117,9 +117,7 @@ func storedOnce(t *testing.T, nc *nats.Conn, org, conv string, results []sendRes
 	var stored []storedMsg
 	var after uint64
 	for {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		b, err := natsx.GetBatch(ctx, nc, names.StreamEvents, names.Store(org, conv), after+1, 1000)
-		cancel()
+		b, err := readBatch(nc, names.Store(org, conv), after+1)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -138,6 +136,22 @@ func storedOnce(t *testing.T, nc *nats.Conn, org, conv string, results []sendRes
 		}
 	}
 	checkStoredOnce(t, stored, results)
+}
+
+// readBatch reads up to 1,000 stored events from seq, trying again for up
+// to 30 s: right after a fault the probe's own connection may still be
+// moving to another node, or ask a replica that is catching up.
+func readBatch(nc *nats.Conn, subject string, seq uint64) (natsx.Batch, error) {
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		b, err := natsx.GetBatch(ctx, nc, names.StreamEvents, subject, seq, 1000)
+		cancel()
+		if err == nil || time.Now().After(deadline) {
+			return b, err
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
 }
 
 // storedMsg is a message_new of the stream: its clientMsgId and seq.
