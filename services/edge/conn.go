@@ -23,7 +23,8 @@ var connSeq atomic.Uint64
 // (ready), elsewhere a goroutine for the connection's life (readAll). Its
 // writer (flush) runs only while the send queue holds frames. An idle
 // polled connection has no goroutine and no buffer. The janitor
-// (Server.sweep) calls tick.
+// (Server.sweep) calls tick. rmu comes first and qmu last in the edge's
+// lock order (doc.go, Locks).
 type conn struct {
 	s         *Server
 	nc        net.Conn

@@ -67,4 +67,50 @@
 //  6. Keep-alive: the janitor pings every PingInterval; a session without a
 //     pong within pingTimeout (IdleTimeout - PingInterval) ends with a bare
 //     close 1000, which socket.io-client answers by reconnecting.
+//
+// # Locks
+//
+// Whoever holds several locks takes them in this order, and never holds
+// two of one kind (two connections', two rooms', two hub shards'):
+//
+//	conn.rmu → room.pmu → hubShard.mu → room.mu → conn.qmu, conn.remMu
+//
+// Where each pair is taken:
+//
+//   - A connection's reader holds its rmu while a command runs, and so does
+//     finish: a join takes a hub shard and the room in it (hub.acquire,
+//     room.add), then the room and the socket's queue (room.ready queues
+//     the ack); a leave and the connection's end take a shard and the room
+//     in it (hub.release, hub.dropIf, room.stop).
+//   - A room's pmu comes before the shards of the presence subscriptions it
+//     changes (room.syncPresence, room.unwatchAll); under pmu the room's mu
+//     is taken and released before any shard is.
+//   - Delivery holds a room's mu while it queues frames (room.deliver,
+//     room.broadcast): conn.send takes qmu and nothing under it; a removal
+//     is recorded under the connection's remMu (conn.removedBy), which
+//     holds nothing either.
+//   - User events (userevents.go) take their shard's mu and let it go
+//     before they ask a room (hub.joined) or a connection (remMu).
+//   - Leaves, taken at most under rmu and holding nothing else: the
+//     poller's mu, the connection set's shards, admission.mu, the limiter's
+//     shards, Server.mu, the hub's fmu (fetches of notified events),
+//     socketIO.mu (handshakes in progress). A Socket.IO session's
+//     rendering (sioSession.outgoing, in conn.send) takes no lock.
+//
+// NATS calls are made under rmu (requests, publishes) or a hub shard
+// (subscribe, unsubscribe), never under a room's mu or a qmu; conn.send
+// never blocks, so nobody waits for a socket with a lock held.
+//
+// # Goroutines of the fan-out
+//
+//   - Each connection's reader runs join, leave and the connection's end
+//     (conversations.go, conn.finish).
+//   - One dispatcher per hub shard (hub.dispatch) runs room.receive for
+//     every event of the rooms in its shard, one at a time in NATS order,
+//     and the user and presence events of its shard; the fetches of
+//     notified events run on goroutines of their own (hub.fetchEvent).
+//   - Timers (time.AfterFunc) run room.fillGap (at most one armed per room,
+//     room.gapTimer), each receipt throttle's flush (receiptThrottle.timer)
+//     and each presence throttle's (hub.flushPresence).
+//   - room.afterDelivery runs on whichever of them delivered.
 package edge

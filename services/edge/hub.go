@@ -20,7 +20,8 @@ import (
 // Subscriptions deliver into the channel of their shard, and one dispatcher
 // goroutine per shard decodes each event once, renders it once and hands the
 // same frame to every socket's queue: per room, events are handled in the
-// order NATS delivered them.
+// order NATS delivered them. The lock order and the goroutines involved are
+// in the package documentation (doc.go).
 type hub struct {
 	s      *Server
 	seed   maphash.Seed
@@ -45,9 +46,13 @@ const (
 	hubQueue = 1 << 16
 )
 
+// hubShard is one dispatcher's share of the subscriptions. Its mu comes
+// after a room's pmu and before a room's mu (doc.go, Locks).
 type hubShard struct {
 	ch chan *nats.Msg
 
+	// Guarded by mu, and so are the fields of the userSub and presenceSub
+	// values.
 	mu       sync.Mutex
 	rooms    map[string]*room        // by conversation event subject
 	users    map[string]*userSub     // by user event subject
@@ -93,6 +98,8 @@ func (h *hub) close() {
 	h.fwg.Wait()
 }
 
+// dispatch is a shard's dispatcher goroutine: it routes the shard's events
+// one at a time, in the order NATS delivered them.
 func (h *hub) dispatch(sh *hubShard) {
 	defer h.wg.Done()
 	for {

@@ -179,7 +179,8 @@ func (c *conn) participantsPresence(users []string) []presenceJSON {
 }
 
 // presenceSub is the edge's subscription to one user's presence, with the
-// rooms here that user is a participant of.
+// rooms here that user is a participant of. Guarded by its hub shard's mu;
+// the throttle's timer goroutine (flushPresence) takes that mu.
 type presenceSub struct {
 	sub     *nats.Subscription
 	rooms   map[*room]struct{}

@@ -21,12 +21,17 @@ import (
 // then the missing events are fetched from the stream (through messaging's
 // history, as one of the members) and delivered in order. What cannot be
 // fetched is skipped: the client sees the gap in prevSeq and asks itself.
+//
+// receive runs on its hub shard's dispatcher, fillGap and the receipt
+// flushes on timer goroutines, the rest on connections' readers. Lock
+// order (doc.go, Locks): pmu, a hub shard, mu, then a connection's qmu.
 type room struct {
 	s         *Server
 	subject   string
 	org, conv string
-	sub       *nats.Subscription // set once by hub.acquire
+	sub       *nats.Subscription // set once by hub.acquire, under the shard's mu
 
+	// Guarded by mu, as are the member and receiptThrottle values.
 	mu       sync.Mutex
 	members  map[*conn]*member
 	primed   bool                 // last is known (from the first join)
@@ -47,13 +52,14 @@ type room struct {
 	watchDel     []string
 
 	// pmu orders the application of those changes (syncPresence, and the
-	// removal of all of them when the room is dropped). Lock order: pmu,
-	// then a hub shard; never mu and a hub shard together.
+	// removal of all of them when the room is dropped). It is taken before
+	// mu and before a hub shard; mu is never held while a shard is taken.
 	pmu sync.Mutex
 }
 
 // receiptThrottle coalesces one participant's receipt events: at most one
-// per ReceiptInterval, carrying the newest markers.
+// per ReceiptInterval, carrying the newest markers. Guarded by the room's
+// mu; its timer's goroutine takes that mu.
 type receiptThrottle struct {
 	last      time.Time
 	delivered uint64
@@ -63,6 +69,7 @@ type receiptThrottle struct {
 }
 
 // member is a socket in a room. It gets durable events with seq > from.
+// Guarded by the room's mu.
 type member struct {
 	from  uint64
 	ready bool
@@ -177,7 +184,8 @@ func (r *room) ready(c *conn, lastSeq uint64, participants []string, ack []byte)
 	}
 }
 
-// receive takes an event from NATS.
+// receive takes an event from NATS; it runs on the dispatcher of the
+// room's hub shard, so a room receives one event at a time.
 func (r *room) receive(ev *chatv1.Event) {
 	if ev.Seq == 0 {
 		r.ephemeral(ev)
@@ -354,8 +362,9 @@ func (r *room) removeLocked(c *conn) {
 // page, fewer when they are large.
 const maxFillPages = 10
 
-// fillGap runs GapWait after an event arrived ahead of its predecessor: it
-// fetches what is missing, delivers it in order, and gives up on the rest.
+// fillGap runs GapWait after an event arrived ahead of its predecessor, on
+// the gap timer's goroutine: it fetches what is missing (without mu),
+// delivers it in order, and gives up on the rest.
 func (r *room) fillGap() {
 	r.mu.Lock()
 	if r.stopped || len(r.held) == 0 {
