@@ -149,6 +149,9 @@ func (c *conn) join(ctx context.Context, cmd command) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	if c.rooms[d.ConversationID] == nil && !c.mayJoinAnother() {
+		return nil, errs.New(errs.CodeConflict, "at most %d conversations joined per connection: leave one first", c.s.cfg.MaxJoinsPerConnection)
+	}
 	r, err := c.s.hub.acquire(c, d.ConversationID)
 	if err != nil {
 		return nil, err
@@ -177,6 +180,21 @@ func (c *conn) join(ctx context.Context, cmd command) (any, error) {
 	r.ready(c, resp.LastSeq, resp.Conversation.GetParticipants(), ack)
 	r.syncPresence()
 	return nil, errReplied
+}
+
+// mayJoinAnother reports whether c is under MaxJoinsPerConnection. At the
+// cap it first forgets the rooms a membership change took it out of: those
+// no longer count, and the client need not leave them.
+func (c *conn) mayJoinAnother() bool {
+	if len(c.rooms) < c.s.cfg.MaxJoinsPerConnection {
+		return true
+	}
+	for id, r := range c.rooms {
+		if !r.has(c) {
+			delete(c.rooms, id)
+		}
+	}
+	return len(c.rooms) < c.s.cfg.MaxJoinsPerConnection
 }
 
 func (c *conn) joinAck(resp *chatv1.JoinResponse) joinAck {

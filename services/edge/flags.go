@@ -35,6 +35,7 @@ type Flags struct {
 	MaxUpgradesPerIP      int
 	MaxConnectionsPerUser int
 	MaxConnections        int
+	MaxJoinsPerConnection int
 }
 
 // Register adds the flags to fs.
@@ -54,6 +55,7 @@ func (f *Flags) Register(fs *flag.FlagSet) {
 	fs.IntVar(&f.MaxUpgradesPerIP, "max-upgrades-per-ip", DefaultMaxUpgradesPerIP, "upgrade attempts per client address per second")
 	fs.IntVar(&f.MaxConnectionsPerUser, "max-connections-per-user", DefaultMaxConnectionsPerUser, "live connections per user on one edge")
 	fs.IntVar(&f.MaxConnections, "max-connections", DefaultMaxConnections, "live connections on one edge")
+	fs.IntVar(&f.MaxJoinsPerConnection, "max-joins-per-connection", DefaultMaxJoinsPerConnection, "conversations joined at once by one connection")
 }
 
 // HasKey reports whether any JWT key was configured.
@@ -91,6 +93,7 @@ func (f *Flags) Config() (Config, error) {
 	}
 	cfg.Limits = set
 	cfg.MaxUpgradesPerIP, cfg.MaxConnectionsPerUser, cfg.MaxConnections = f.MaxUpgradesPerIP, f.MaxConnectionsPerUser, f.MaxConnections
+	cfg.MaxJoinsPerConnection = f.MaxJoinsPerConnection
 	return cfg, nil
 }
 

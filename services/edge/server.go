@@ -95,6 +95,11 @@ type Config struct {
 	MaxUpgradesPerIP      int
 	MaxConnectionsPerUser int
 	MaxConnections        int
+	// MaxJoinsPerConnection bounds the conversations one connection has
+	// joined at once; the next conversation:join gets conflict (joining
+	// one again does not count twice). Default
+	// DefaultMaxJoinsPerConnection.
+	MaxJoinsPerConnection int
 	// Limits are the rate limits in force, shown in the session event.
 	// Default limits.Defaults().
 	Limits limits.Set
@@ -121,6 +126,7 @@ const (
 	DefaultMaxUpgradesPerIP      = 100
 	DefaultMaxConnectionsPerUser = 10
 	DefaultMaxConnections        = 100_000
+	DefaultMaxJoinsPerConnection = 500
 )
 
 func (c *Config) setDefaults() {
@@ -154,6 +160,7 @@ func (c *Config) setDefaults() {
 	defInt(&c.MaxUpgradesPerIP, DefaultMaxUpgradesPerIP)
 	defInt(&c.MaxConnectionsPerUser, DefaultMaxConnectionsPerUser)
 	defInt(&c.MaxConnections, DefaultMaxConnections)
+	defInt(&c.MaxJoinsPerConnection, DefaultMaxJoinsPerConnection)
 	defInt(&c.MaxMessageBytes, 64<<10)
 	defInt(&c.SendQueueFrames, 1024)
 	defInt(&c.SendQueueBytes, 4<<20)
