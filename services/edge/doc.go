@@ -21,9 +21,10 @@
 //  4. Writing (send.go): a bounded queue per connection, flushed with writev
 //     by a goroutine that runs only while there are frames; a connection
 //     that falls behind is closed with 1013 and nobody waits for it.
-//  5. Fan-out (hub.go, room.go): one subscription per conversation joined
-//     here, per user connected here and per participant whose presence
-//     matters here. Each event is decoded and rendered once and the same
+//  5. Fan-out (hub.go, room.go, watches.go): one subscription per
+//     conversation joined here, per user connected here and per
+//     participant whose presence matters here (past a bound, one per
+//     organization). Each event is decoded and rendered once and the same
 //     frame is queued on every socket. Rooms deliver durable events in seq
 //     order (holding an early one, fetching what is missing), drop typing
 //     repeats and coalesce receipts.
@@ -73,7 +74,7 @@
 // Whoever holds several locks takes them in this order, and never holds
 // two of one kind (two connections', two rooms', two hub shards'):
 //
-//	conn.rmu → room.pmu → hubShard.mu → room.mu → conn.qmu, conn.remMu
+//	conn.rmu → room.pmu → watches.mu → hubShard.mu → room.mu → conn.qmu, conn.remMu
 //
 // Where each pair is taken:
 //
@@ -82,9 +83,10 @@
 //     room.add), then the room and the socket's queue (room.ready queues
 //     the ack); a leave and the connection's end take a shard and the room
 //     in it (hub.release, hub.dropIf, room.stop).
-//   - A room's pmu comes before the shards of the presence subscriptions it
-//     changes (room.syncPresence, room.unwatchAll); under pmu the room's mu
-//     is taken and released before any shard is.
+//   - A room's pmu comes before the presence watches and the shards it
+//     changes (room.syncPresence, room.unwatchAll, then hub.watchPresence
+//     and hub.unwatchPresence, which hold watches.mu across the shards);
+//     under pmu the room's mu is taken and released before any of them.
 //   - Delivery holds a room's mu while it queues frames (room.deliver,
 //     room.broadcast): conn.send takes qmu and nothing under it; a removal
 //     is recorded under the connection's remMu (conn.removedBy), which
@@ -97,8 +99,8 @@
 //     socketIO.mu (handshakes in progress). A Socket.IO session's
 //     rendering (sioSession.outgoing, in conn.send) takes no lock.
 //
-// NATS calls are made under rmu (requests, publishes) or a hub shard
-// (subscribe, unsubscribe), never under a room's mu or a qmu; conn.send
+// NATS calls are made under rmu (requests, publishes), watches.mu or a hub
+// shard (subscribe, unsubscribe), never under a room's mu or a qmu; conn.send
 // never blocks, so nobody waits for a socket with a lock held.
 //
 // # Goroutines of the fan-out

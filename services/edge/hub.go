@@ -30,6 +30,8 @@ type hub struct {
 	stop   chan struct{}
 	closed sync.Once
 
+	watches watches // presence subscriptions (watches.go)
+
 	// Fetches of the events that user notices name (userevents.go),
 	// started by dispatchers and ended by close.
 	fctx     context.Context
@@ -47,7 +49,8 @@ const (
 )
 
 // hubShard is one dispatcher's share of the subscriptions. Its mu comes
-// after a room's pmu and before a room's mu (doc.go, Locks).
+// after a room's pmu and the watches' mu, and before a room's mu (doc.go,
+// Locks).
 type hubShard struct {
 	ch chan *nats.Msg
 
@@ -71,7 +74,7 @@ type userSub struct {
 }
 
 func newHub(s *Server) *hub {
-	h := &hub{s: s, seed: maphash.MakeSeed(), stop: make(chan struct{}), fetching: map[string]*eventFetch{}}
+	h := &hub{s: s, seed: maphash.MakeSeed(), stop: make(chan struct{}), fetching: map[string]*eventFetch{}, watches: watches{orgs: map[string]*orgWatch{}}}
 	h.fctx, h.fcancel = context.WithCancel(context.Background())
 	for i := range h.shards {
 		sh := &h.shards[i]
@@ -113,6 +116,10 @@ func (h *hub) dispatch(sh *hubShard) {
 }
 
 func (h *hub) route(sh *hubShard, m *nats.Msg) {
+	presence := strings.HasPrefix(m.Subject, "chat.evt.presence.")
+	if presence && !h.watchedPresence(m.Subject) {
+		return // another user of an organization watched by its wildcard
+	}
 	ev := &chatv1.Event{}
 	if err := proto.Unmarshal(m.Data, ev); err != nil {
 		h.s.log.Warn("undecodable event", "err", err)
@@ -129,8 +136,10 @@ func (h *hub) route(sh *hubShard, m *nats.Msg) {
 		}
 	case strings.HasPrefix(m.Subject, "chat.evt.user."):
 		h.userEvent(sh, m.Subject, ev)
-	case strings.HasPrefix(m.Subject, "chat.evt.presence."):
-		h.presenceEvent(sh, m.Subject, ev)
+	case presence:
+		// An organization's wildcard delivers to its own shard's channel:
+		// the user's state is in the user's shard.
+		h.presenceEvent(h.shard(m.Subject), m.Subject, ev)
 	}
 }
 

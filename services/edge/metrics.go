@@ -17,6 +17,7 @@ type metrics struct {
 
 	presenceUpdates     prometheus.Counter
 	presenceUnavailable prometheus.Counter
+	presenceSubs        *prometheus.GaugeVec // kind: user, organization
 
 	rateChecks    *prometheus.CounterVec // result
 	rateFallbacks prometheus.Counter
@@ -62,6 +63,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m.presenceUnavailable = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "switchboard_edge_presence_unavailable_total", Help: "Join replies sent without presence because the presence service did not answer.",
 	})
+	m.presenceSubs = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "switchboard_edge_presence_subscriptions",
+		Help: "The edge's presence subscriptions: to one user (kind=user), or to an organization past its bound (kind=organization).",
+	}, []string{"kind"})
 	m.rateChecks = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "switchboard_edge_rate_checks_total",
 		Help: "Rate-limit decisions by result: allowed, denied (by the service), local_denied (a known empty bucket, no NATS), fallback_allowed and fallback_denied (per-connection buckets while the service is down).",
@@ -72,7 +77,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m.refused = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "switchboard_edge_upgrades_refused_total", Help: "Upgrades refused with 429, by reason.",
 	}, []string{"reason"})
-	for _, c := range []prometheus.Collector{m.connections, m.commands, m.fanout, m.closes, m.overflows, m.authFailures, m.requests, m.retries, m.gaps, m.presenceUpdates, m.presenceUnavailable, m.rateChecks, m.rateFallbacks, m.refused} {
+	for _, c := range []prometheus.Collector{m.connections, m.commands, m.fanout, m.closes, m.overflows, m.authFailures, m.requests, m.retries, m.gaps, m.presenceUpdates, m.presenceUnavailable, m.presenceSubs, m.rateChecks, m.rateFallbacks, m.refused} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/switchboard-chat/switchboard/kit/errs"
@@ -16,9 +15,10 @@ import (
 // service on chat.cmd.presence.<org>.update (published, no reply): at once
 // when it connects, changes status or closes, and every PresenceInterval in
 // batches, spread over the janitor's sweeps, so that an idle connection
-// costs one entry in one batch per interval. The edge subscribes to the
-// presence of the participants of the rooms it serves and passes changes to
-// the sockets in those rooms, at most one per user per PresenceThrottle.
+// costs one entry in one batch per interval. The edge watches the presence
+// of the participants of the rooms it serves (watches.go) and passes
+// changes to the sockets in those rooms, at most one per user per
+// PresenceThrottle.
 // When the presence service is down, connecting, joining and messaging go
 // on: the presence fields are empty and a metric counts it.
 
@@ -178,11 +178,11 @@ func (c *conn) participantsPresence(users []string) []presenceJSON {
 	return presenceList(resp.Presence)
 }
 
-// presenceSub is the edge's subscription to one user's presence, with the
-// rooms here that user is a participant of. Guarded by its hub shard's mu;
-// the throttle's timer goroutine (flushPresence) takes that mu.
+// presenceSub is the edge's interest in one user's presence: the rooms
+// here that user is a participant of, and the throttle. The subscription
+// that brings it is the hub's watches' (watches.go). Guarded by its hub
+// shard's mu; the throttle's timer goroutine (flushPresence) takes that mu.
 type presenceSub struct {
-	sub     *nats.Subscription
 	rooms   map[*room]struct{}
 	status  string // the last status passed on
 	sentAt  time.Time
@@ -190,39 +190,44 @@ type presenceSub struct {
 	timer   *time.Timer
 }
 
-// watchPresence subscribes r to the presence of users.
+// watchPresence puts r on the presence of users, watching those no room
+// here watched.
 func (h *hub) watchPresence(r *room, users []string) {
+	w := &h.watches
+	w.mu.Lock()
+	defer w.mu.Unlock()
 	for _, u := range users {
 		subject := names.PresenceEvents(r.org, u)
 		sh := h.shard(subject)
 		sh.mu.Lock()
 		ps := sh.presence[subject]
-		if ps == nil {
-			sub, err := h.s.nc.ChanSubscribe(subject, sh.ch)
-			if err != nil {
-				sh.mu.Unlock()
-				h.s.log.Warn("subscribe presence", "err", err)
-				continue
-			}
-			ps = &presenceSub{sub: sub, rooms: map[*room]struct{}{}}
+		first := ps == nil
+		if first {
+			ps = &presenceSub{rooms: map[*room]struct{}{}}
 			sh.presence[subject] = ps
 		}
 		ps.rooms[r] = struct{}{}
 		sh.mu.Unlock()
+		if first {
+			h.watch(r.org, u)
+		}
 	}
 }
 
-// unwatchPresence takes r off the presence of users, unsubscribing from
-// those no room here needs any more.
+// unwatchPresence takes r off the presence of users, unwatching those no
+// room here needs any more.
 func (h *hub) unwatchPresence(r *room, users []string) {
+	w := &h.watches
+	w.mu.Lock()
+	defer w.mu.Unlock()
 	for _, u := range users {
 		subject := names.PresenceEvents(r.org, u)
 		sh := h.shard(subject)
 		sh.mu.Lock()
+		last := false
 		if ps := sh.presence[subject]; ps != nil {
 			delete(ps.rooms, r)
-			if len(ps.rooms) == 0 {
-				_ = ps.sub.Unsubscribe()
+			if last = len(ps.rooms) == 0; last {
 				if ps.timer != nil {
 					ps.timer.Stop()
 				}
@@ -230,7 +235,19 @@ func (h *hub) unwatchPresence(r *room, users []string) {
 			}
 		}
 		sh.mu.Unlock()
+		if last {
+			h.unwatch(r.org, u)
+		}
 	}
+}
+
+// watchedPresence reports whether a room here needs the presence event on
+// subject: the wildcard of an organization brings every user's.
+func (h *hub) watchedPresence(subject string) bool {
+	sh := h.shard(subject)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	return sh.presence[subject] != nil
 }
 
 // presenceEvent passes a user's status change to the sockets of the rooms

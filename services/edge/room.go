@@ -24,7 +24,8 @@ import (
 //
 // receive runs on its hub shard's dispatcher, fillGap and the receipt
 // flushes on timer goroutines, the rest on connections' readers. Lock
-// order (doc.go, Locks): pmu, a hub shard, mu, then a connection's qmu.
+// order (doc.go, Locks): pmu, the hub's watches, a hub shard, mu, then a
+// connection's qmu.
 type room struct {
 	s         *Server
 	subject   string

@@ -95,6 +95,14 @@ type Config struct {
 	MaxUpgradesPerIP      int
 	MaxConnectionsPerUser int
 	MaxConnections        int
+	// PresenceWatchesPerOrg is how many users of one organization the
+	// edge watches the presence of with a subscription each, and
+	// MaxPresenceSubscriptions how many such subscriptions it holds in
+	// all; past either, an organization's presence comes through one
+	// subscription to all its users, filtered here (watches.go). Defaults
+	// 1,000 (a conversation's most participants) and 100,000.
+	PresenceWatchesPerOrg    int
+	MaxPresenceSubscriptions int
 	// MaxJoinsPerConnection bounds the conversations one connection has
 	// joined at once; the next conversation:join gets conflict (joining
 	// one again does not count twice). Default
@@ -161,6 +169,8 @@ func (c *Config) setDefaults() {
 	defInt(&c.MaxConnectionsPerUser, DefaultMaxConnectionsPerUser)
 	defInt(&c.MaxConnections, DefaultMaxConnections)
 	defInt(&c.MaxJoinsPerConnection, DefaultMaxJoinsPerConnection)
+	defInt(&c.PresenceWatchesPerOrg, 1000)
+	defInt(&c.MaxPresenceSubscriptions, 100_000)
 	defInt(&c.MaxMessageBytes, 64<<10)
 	defInt(&c.SendQueueFrames, 1024)
 	defInt(&c.SendQueueBytes, 4<<20)

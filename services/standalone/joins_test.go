@@ -3,6 +3,10 @@ package standalone
 import (
 	"fmt"
 	"testing"
+	"time"
+
+	"github.com/switchboard-chat/switchboard/kit/natsauth"
+	"github.com/switchboard-chat/switchboard/services/edge"
 )
 
 func TestJoinsPerConnectionAreCapped(t *testing.T) {
@@ -88,4 +92,123 @@ func pipeline(t *testing.T, c *client, cmds []command) [][]byte {
 		cmds = cmds[k:]
 	}
 	return out
+}
+
+// TestPresenceWatchesBounded watches, at an edge of its own, the presence
+// of more users of one organization than PresenceWatchesPerOrg: the edge
+// then holds one wildcard subscription for the organization instead of one
+// per user, presence events still reach the sockets that need them, and
+// the edge goes back to a subscription per user at half the bound.
+func TestPresenceWatchesBounded(t *testing.T) {
+	f := start(t, quickPresence)
+	nc := f.natsAs(natsauth.Edge)
+	other := serveEdge(t, f, nc, edge.Config{PresenceWatchesPerOrg: 4, PresenceThrottle: 100 * time.Millisecond})
+	alice := other.dial("acme", "alice")
+	small := alice.create("u1", "u2", "u3")
+	big := alice.create("u4", "u5", "u6")
+	tiny := alice.create("u1")
+	base := nc.NumSubscriptions() // alice's user events, the replies'
+
+	alice.join(small) // 4 users: one subscription each
+	wantSubs(t, nc, base+1+4)
+	alice.join(big) // 7 users, past 4: the organization's wildcard
+	wantSubs(t, nc, base+2+1)
+
+	u5 := f.dial("acme", "u5")
+	alice.expectPresence("u5", "online", wait)
+	u5.Close()
+	alice.expectPresence("u5", "offline", 2*wait)
+	// Presence of users no room here needs is dropped at the edge.
+	zed := f.dial("acme", "zed")
+	defer zed.Close()
+	alice.noPresence("zed", 500*time.Millisecond)
+
+	alice.do("conversation:leave", map[string]any{"conversationId": big})
+	wantSubs(t, nc, base+1+1) // 4 users, more than half of 4: still the wildcard
+	alice.join(tiny)
+	wantSubs(t, nc, base+2+1)
+	alice.do("conversation:leave", map[string]any{"conversationId": small})
+	wantSubs(t, nc, base+1+2) // alice and u1: a subscription each again
+	u1 := f.dial("acme", "u1")
+	defer u1.Close()
+	alice.expectPresence("u1", "online", wait)
+	alice.do("conversation:leave", map[string]any{"conversationId": tiny})
+	wantSubs(t, nc, base)
+}
+
+// TestPresenceSubscriptionsPerEdgeBounded: past MaxPresenceSubscriptions
+// over all organizations, the organization that needs another goes to its
+// wildcard; the others keep theirs.
+func TestPresenceSubscriptionsPerEdgeBounded(t *testing.T) {
+	f := start(t, quickPresence)
+	nc := f.natsAs(natsauth.Edge)
+	other := serveEdge(t, f, nc, edge.Config{MaxPresenceSubscriptions: 2, PresenceThrottle: 100 * time.Millisecond})
+	alice := other.dial("acme", "alice")
+	bob := other.dial("globex", "bob")
+	acme := alice.create("u1", "u2", "u3")
+	globex := bob.create("carol")
+	base := nc.NumSubscriptions()
+
+	alice.join(acme) // alice and u1, then the wildcard
+	wantSubs(t, nc, base+1+1)
+	bob.join(globex)
+	wantSubs(t, nc, base+2+1+2)
+	u3 := f.dial("acme", "u3")
+	defer u3.Close()
+	alice.expectPresence("u3", "online", wait)
+	carol := f.dial("globex", "carol")
+	defer carol.Close()
+	bob.expectPresence("carol", "online", wait)
+}
+
+// TestPresenceWatchesOfOneSocket measures what one socket joining
+// conversations of many participants makes the edge subscribe to, with
+// the default bound and with the bound out of the way (a subscription per
+// user, as before it existed).
+func TestPresenceWatchesOfOneSocket(t *testing.T) {
+	if testing.Short() {
+		t.Skip("creates conversations of 1,000 participants")
+	}
+	const convs, others = 3, 999
+	f := start(t)
+	var users [convs][]string
+	for i := range users {
+		for k := range others {
+			users[i] = append(users[i], fmt.Sprintf("p%d-%d", i, k))
+		}
+	}
+	// Three rooms, and one wildcard or alice and 3 × 999 others.
+	for _, tc := range []struct {
+		name            string
+		perOrg, maxSubs int
+		want            int
+	}{{"default bound", 0, 0, convs + 1}, {"no bound", 1 << 30, 1 << 30, convs + 1 + convs*others}} {
+		nc := f.natsAs(natsauth.Edge)
+		e := serveEdge(t, f, nc, edge.Config{PresenceWatchesPerOrg: tc.perOrg, MaxPresenceSubscriptions: tc.maxSubs})
+		alice := e.dial("acme", "alice")
+		var ids []string
+		for i := range users {
+			ids = append(ids, alice.create(users[i]...))
+		}
+		base := nc.NumSubscriptions() // alice's user events, the replies'
+		for _, id := range ids {
+			alice.join(id)
+		}
+		wantSubs(t, nc, base+tc.want)
+		t.Logf("%s: one socket joined %d conversations of %d participants: %d subscriptions", tc.name, convs, others+1, tc.want)
+		alice.Kill()
+	}
+}
+
+// wantSubs waits until nc holds want subscriptions: the edge applies a
+// join's presence watches after the ack.
+func wantSubs(t *testing.T, nc interface{ NumSubscriptions() int }, want int) {
+	t.Helper()
+	deadline := time.Now().Add(wait)
+	for nc.NumSubscriptions() != want {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d subscriptions, want %d", nc.NumSubscriptions(), want)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
