@@ -111,8 +111,9 @@
 //     every event of the rooms in its shard, one at a time in NATS order,
 //     and the user and presence events of its shard; the fetches of
 //     notified events run on goroutines of their own (hub.fetchEvent).
-//   - Timers (time.AfterFunc) run room.fillGap (at most one armed per room,
-//     room.gapTimer), each receipt throttle's flush (receiptThrottle.timer)
-//     and each presence throttle's (hub.flushPresence).
+//   - Timers (time.AfterFunc) run room.fillGap and room.checkUnsure (at
+//     most one of each armed per room: room.gapTimer, room.verify), each
+//     receipt throttle's flush (receiptThrottle.timer) and each presence
+//     throttle's (hub.flushPresence).
 //   - room.afterDelivery runs on whichever of them delivered.
 package edge

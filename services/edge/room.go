@@ -1,7 +1,6 @@
 package edge
 
 import (
-	"context"
 	"slices"
 	"sync"
 	"time"
@@ -9,7 +8,6 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/switchboard-chat/switchboard/proto/chatv1"
-	"github.com/switchboard-chat/switchboard/proto/names"
 )
 
 // room is one conversation at this edge: the sockets that joined it, and
@@ -18,12 +16,13 @@ import (
 // Two messaging instances publish a conversation's events from two NATS
 // connections, so they can arrive out of order, and core NATS may drop one.
 // An event whose prevSeq is not the last delivered seq is held for GapWait;
-// then the missing events are fetched from the stream (through messaging's
-// history, as one of the members) and delivered in order. What cannot be
-// fetched is skipped: the client sees the gap in prevSeq and asks itself.
+// then the missing events are fetched from the stream and delivered in
+// order (gap.go). What cannot be fetched is skipped, to the members
+// messaging confirms are participants: the client sees the gap in prevSeq
+// and asks itself.
 //
-// receive runs on its hub shard's dispatcher, fillGap and the receipt
-// flushes on timer goroutines, the rest on connections' readers. Lock
+// receive runs on its hub shard's dispatcher, fillGap, checkUnsure and the
+// receipt flushes on timer goroutines, the rest on connections' readers. Lock
 // order (doc.go, Locks): pmu, the hub's watches, a hub shard, mu, then a
 // connection's qmu.
 type room struct {
@@ -39,6 +38,7 @@ type room struct {
 	last     uint64               // the newest seq delivered in order
 	held     map[uint64]heldEvent // out-of-order events by their prevSeq
 	gapTimer *time.Timer
+	verify   *time.Timer     // checks the unsure members again (gap.go)
 	pending  int             // members not yet ready
 	log      []heldEvent     // events delivered while a join was pending
 	typing   map[string]bool // who types, as this edge last told its sockets
@@ -74,7 +74,14 @@ type receiptThrottle struct {
 type member struct {
 	from  uint64
 	ready bool
+	// unsure: the member's removal may be in a gap this edge could not
+	// fill, and messaging did not say; it gets nothing until messaging
+	// confirms it (room.checkUnsure) or it joins again (room.add).
+	unsure bool
 }
+
+// live reports whether m gets the room's events.
+func (m *member) live() bool { return m.ready && !m.unsure }
 
 type heldEvent struct {
 	ev    *chatv1.Event
@@ -89,11 +96,14 @@ func newRoom(s *Server, subject, org, conv string) *room {
 	}
 }
 
-// add puts c in the room, not ready: a join is on its way.
+// add puts c in the room, not ready: a join is on its way. Its reply will
+// say c is a participant after every event the room has seen, so c is no
+// longer unsure.
 func (r *room) add(c *conn) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if m := r.members[c]; m != nil {
+		m.unsure = false
 		if m.ready {
 			m.ready = false
 			r.pending++
@@ -136,6 +146,9 @@ func (r *room) stop() {
 	if r.gapTimer != nil {
 		r.gapTimer.Stop()
 	}
+	if r.verify != nil {
+		r.verify.Stop()
+	}
 	for _, t := range r.receipts {
 		if t.timer != nil {
 			t.timer.Stop()
@@ -175,7 +188,7 @@ func (r *room) ready(c *conn, lastSeq uint64, participants []string, ack []byte)
 		c.send(ack)
 	}
 	for _, e := range r.log {
-		if e.ev.Seq > lastSeq {
+		if e.ev.Seq > lastSeq && !m.unsure { // unsure: a gap skipped meanwhile (gap.go)
 			c.send(e.frame)
 		}
 	}
@@ -277,12 +290,12 @@ func (r *room) flushReceipt(user string, t *receiptThrottle) {
 	r.broadcast(f, "")
 }
 
-// broadcast hands an ephemeral frame to every ready member but the
+// broadcast hands an ephemeral frame to every live member but the
 // connection skip. Called with mu held.
 func (r *room) broadcast(f []byte, skip string) {
 	n := 0
 	for c, m := range r.members {
-		if m.ready && c.id != skip && c.send(f) {
+		if m.live() && c.id != skip && c.send(f) {
 			n++
 		}
 	}
@@ -324,13 +337,13 @@ func (r *room) drain() (removed bool) {
 	}
 }
 
-// deliver hands a durable event's frame to every ready member past its
+// deliver hands a durable event's frame to every live member past its
 // start and advances the room; a membership change that removes a user
 // takes that user's sockets out after they got it. Called with mu held.
 func (r *room) deliver(e heldEvent) (removed bool) {
 	n := 0
 	for c, m := range r.members {
-		if m.ready && e.ev.Seq > m.from && c.send(e.frame) {
+		if m.live() && e.ev.Seq > m.from && c.send(e.frame) {
 			n++
 		}
 	}
@@ -357,96 +370,6 @@ func (r *room) removeLocked(c *conn) {
 		r.pendingDone()
 	}
 	delete(r.members, c)
-}
-
-// maxFillPages bounds the history pages one gap fill reads: 200 events a
-// page, fewer when they are large.
-const maxFillPages = 10
-
-// fillGap runs GapWait after an event arrived ahead of its predecessor, on
-// the gap timer's goroutine: it fetches what is missing (without mu),
-// delivers it in order, and gives up on the rest.
-func (r *room) fillGap() {
-	r.mu.Lock()
-	if r.stopped || len(r.held) == 0 {
-		r.gapTimer = nil
-		r.mu.Unlock()
-		return
-	}
-	after := r.last
-	var who *conn
-	for c, m := range r.members {
-		if m.ready {
-			who = c
-			break
-		}
-	}
-	r.mu.Unlock()
-
-	// History pages end early when events are large: page on while
-	// something is held, up to maxFillPages.
-	removed, filled := false, 0
-	for page := 0; who != nil && page < maxFillPages; page++ {
-		ctx, cancel := context.WithTimeout(context.Background(), r.s.cfg.RequestTimeout)
-		var resp chatv1.HistoryResponse
-		err := who.call(ctx, names.Messaging, names.ActionHistory, &chatv1.HistoryRequest{
-			Principal: who.principal(), ConversationId: r.conv, AfterSeq: &after, Limit: 200,
-		}, &resp)
-		cancel()
-		if err != nil {
-			break
-		}
-		r.mu.Lock()
-		for _, ev := range resp.Events {
-			if ev.Seq > r.last && ev.PrevSeq <= r.last {
-				if f := eventFrame(ev); f != nil {
-					removed = r.deliver(heldEvent{ev, f}) || removed
-					removed = r.drain() || removed
-				}
-			}
-		}
-		filled += len(resp.Events)
-		more := resp.HasMore && len(r.held) > 0 && !r.stopped && r.last > after
-		after = r.last
-		r.mu.Unlock()
-		if !more {
-			break
-		}
-	}
-
-	r.mu.Lock()
-	if filled > 0 {
-		r.s.metrics.gaps.WithLabelValues("filled").Add(float64(filled))
-	}
-	// Whatever is still missing is lost to this edge: deliver the rest in
-	// order and let clients see the gap.
-	if len(r.held) > 0 {
-		r.s.metrics.gaps.WithLabelValues("skipped").Inc()
-		rest := make([]heldEvent, 0, len(r.held))
-		for _, e := range r.held {
-			rest = append(rest, e)
-		}
-		clear(r.held)
-		slices.SortFunc(rest, func(a, b heldEvent) int { return compareSeq(a.ev.Seq, b.ev.Seq) })
-		for _, e := range rest {
-			if e.ev.Seq > r.last {
-				removed = r.deliver(e) || removed
-			}
-		}
-	}
-	r.gapTimer = nil
-	r.mu.Unlock()
-	r.afterDelivery(removed)
-}
-
-func compareSeq(a, b uint64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // setParticipants records the conversation's participants and the presence
@@ -499,12 +422,12 @@ func (r *room) unwatchAll() {
 	r.s.hub.unwatchPresence(r, users)
 }
 
-// readyMembers adds the room's ready members to set.
+// readyMembers adds the room's live members to set.
 func (r *room) readyMembers(set map[*conn]struct{}) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for c, m := range r.members {
-		if m.ready {
+		if m.live() {
 			set[c] = struct{}{}
 		}
 	}
