@@ -177,7 +177,9 @@ func (c *conn) join(ctx context.Context, cmd command) (any, error) {
 		a.Presence = c.participantsPresence(resp.Conversation.GetParticipants())
 		ack = ackFrame(cmd.ID, a)
 	}
-	r.ready(c, resp.LastSeq, resp.Conversation.GetParticipants(), ack)
+	if r.ready(c, resp.LastSeq, resp.Conversation.GetParticipants(), ack) {
+		c.s.hub.dropIfEmpty(r)
+	}
 	r.syncPresence()
 	return nil, errReplied
 }

@@ -168,12 +168,14 @@ func (r *room) pendingDone() {
 // learns where the conversation is if it did not know, ack is sent, and
 // then what the room delivered past lastSeq while the join was on its way.
 // Doing it under the room's lock keeps the ack before every live event.
-func (r *room) ready(c *conn, lastSeq uint64, participants []string, ack []byte) {
+// When what was delivered meanwhile removed c's user, c gets it and leaves
+// the room; ready reports that, so that the caller drops an emptied room.
+func (r *room) ready(c *conn, lastSeq uint64, participants []string, ack []byte) (removed bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	m := r.members[c]
 	if m == nil {
-		return // left meanwhile
+		return false // left meanwhile
 	}
 	if r.participants == nil {
 		r.setParticipants(participants)
@@ -188,14 +190,27 @@ func (r *room) ready(c *conn, lastSeq uint64, participants []string, ack []byte)
 		c.send(ack)
 	}
 	for _, e := range r.log {
-		if e.ev.Seq > lastSeq && !m.unsure { // unsure: a gap skipped meanwhile (gap.go)
-			c.send(e.frame)
+		if e.ev.Seq <= lastSeq || m.unsure { // unsure: a gap skipped meanwhile (gap.go)
+			continue
+		}
+		c.send(e.frame)
+		if removes(e.ev, c.user) {
+			c.removedBy(r.conv, e.ev.Seq)
+			r.removeLocked(c)
+			return true
 		}
 	}
 	if !m.ready {
 		m.ready = true
 		r.pendingDone()
 	}
+	return false
+}
+
+// removes reports whether ev is a membership change without user.
+func removes(ev *chatv1.Event, user string) bool {
+	u := ev.GetConversationUpdated()
+	return u != nil && !slices.Contains(u.Participants, user)
 }
 
 // receive takes an event from NATS; it runs on the dispatcher of the
@@ -339,7 +354,9 @@ func (r *room) drain() (removed bool) {
 
 // deliver hands a durable event's frame to every live member past its
 // start and advances the room; a membership change that removes a user
-// takes that user's sockets out after they got it. Called with mu held.
+// takes that user's ready sockets past its start out after they got it (a
+// socket whose join's reply is newer than the change stays, and one whose
+// join is on its way learns of the change in ready). Called with mu held.
 func (r *room) deliver(e heldEvent) (removed bool) {
 	n := 0
 	for c, m := range r.members {
@@ -354,8 +371,8 @@ func (r *room) deliver(e heldEvent) (removed bool) {
 	}
 	if u := e.ev.GetConversationUpdated(); u != nil {
 		r.setParticipants(u.Participants)
-		for c := range r.members {
-			if !slices.Contains(u.Participants, c.user) {
+		for c, m := range r.members {
+			if m.ready && e.ev.Seq > m.from && removes(e.ev, c.user) {
 				c.removedBy(r.conv, e.ev.Seq)
 				r.removeLocked(c)
 				removed = true
