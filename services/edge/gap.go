@@ -51,7 +51,7 @@ const (
 // gap is what fillGap works on: the held events up to upto, after last.
 type gap struct {
 	after, upto uint64
-	asks        []*conn // one live member per user, to ask as
+	asks        []*conn // members to ask as, one per user at most
 }
 
 // membership is what asking messaging as members learned, by requests made
@@ -185,7 +185,9 @@ func (r *room) gapStart() (gap, bool) {
 	for _, e := range r.held {
 		g.upto = max(g.upto, e.ev.Seq)
 	}
-	g.asks = r.oneEach(func(m *member) bool { return m.live() })
+	// Live members first, then those whose join is on its way: asking as
+	// them is as good, and there may be nobody else.
+	g.asks = append(r.oneEach(func(m *member) bool { return m.live() }), r.oneEach(func(m *member) bool { return !m.ready && !m.unsure })...)
 	return g, true
 }
 
