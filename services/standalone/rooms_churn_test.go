@@ -13,7 +13,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/switchboard-chat/switchboard/kit/natsauth"
 	"github.com/switchboard-chat/switchboard/kit/testkit/wsclient"
+	"github.com/switchboard-chat/switchboard/proto/chatv1"
+	"github.com/switchboard-chat/switchboard/proto/names"
+	"github.com/switchboard-chat/switchboard/services/messaging"
 )
 
 // churnWait bounds each command of the churn test. A request that gets no
@@ -24,7 +32,9 @@ const churnWait = 15 * time.Second
 // TestRoomsUnderChurn runs, at once, what takes the edge's locks in every
 // order it allows (doc.go in services/edge, "Locks"): joins and rejoins,
 // leaves, removals by membership events, connections ending, typing and
-// receipts, while a sender fans messages out to the room. Under -race it
+// receipts, while a sender fans messages out to the room through two
+// messaging instances and events are lost to the edge (gaps filled from
+// the stream). Under -race it
 // checks the locking; it fails on a deadlock (a command unanswered within
 // churnWait; every wait is bounded, so the run cannot hang), and it checks
 // that every connection joined at the end got every durable event after
@@ -36,6 +46,13 @@ func TestRoomsUnderChurn(t *testing.T) {
 		churn = 500 * time.Millisecond
 	}
 	f := start(t)
+	// A second messaging instance: two NATS connections publish the
+	// conversation's events, which may then arrive out of order.
+	second, err := messaging.New(context.Background(), f.natsAs(natsauth.Messaging), messaging.Config{Logger: testLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = second.Stop(context.Background()) })
 	users := make([]string, workers)
 	for i := range users {
 		users[i] = fmt.Sprintf("w%d", i)
@@ -52,13 +69,22 @@ func TestRoomsUnderChurn(t *testing.T) {
 	// Each worker joins for the last time at a moment of its own in the
 	// second half, and goes on typing and marking while the others churn.
 	results := make(chan churnResult, workers)
+	var membership sync.Mutex
 	for _, u := range users {
-		w := &churnWorker{f: f, conv: conv, user: u, sender: sender}
+		w := &churnWorker{f: f, conv: conv, user: u, sender: sender, membership: &membership}
 		final := time.Now().Add(churn/2 + rand.N(churn/2))
 		go func() { results <- w.run(ctx, final) }()
 	}
 
+	// Events lost to the edge: the room holds what follows each and
+	// fetches it, while the rest goes on.
+	lost := make(chan int, 1)
+	stopLosing := make(chan struct{})
+	go func() { lost <- loseEvents(f.natsAs(natsauth.Messaging), conv, stopLosing) }()
+
 	time.Sleep(churn)
+	close(stopLosing)
+	t.Logf("%d events lost to the edge", <-lost)
 	stopChurn()
 	var joined []churnResult
 	for range workers {
@@ -85,6 +111,39 @@ func TestRoomsUnderChurn(t *testing.T) {
 	for _, r := range joined {
 		if err := checkDelivered(r, conv, seqs); err != nil {
 			t.Errorf("%s: %v", r.user, err)
+		}
+	}
+}
+
+// loseEvents appends a message to the conversation's stream now and then
+// without publishing it live, as if core NATS had dropped it, until stop;
+// it returns how many. Only the room's gap fill can deliver them.
+func loseEvents(nc *nats.Conn, conv string, stop chan struct{}) int {
+	ctx := context.Background()
+	js, _ := jetstream.New(nc)
+	stream, err := js.Stream(ctx, names.StreamEvents)
+	if err != nil {
+		return 0
+	}
+	n := 0
+	for {
+		select {
+		case <-stop:
+			return n
+		case <-time.After(20 * time.Millisecond):
+		}
+		last, err := stream.GetLastMsgForSubject(ctx, names.Store("acme", conv))
+		if err != nil {
+			continue
+		}
+		id := fmt.Sprintf("lost-%d", n)
+		data, _ := proto.Marshal(&chatv1.Event{ConversationId: conv, PrevSeq: last.Sequence, Body: &chatv1.Event_MessageNew{MessageNew: &chatv1.MessageNew{
+			MessageId: id, SenderId: "owner", Content: id, ClientMsgId: id, CreatedAtMs: time.Now().UnixMilli(),
+		}}})
+		// Expecting the last seq keeps one chain: a messaging instance
+		// that appended meanwhile wins, and this one tries again later.
+		if _, err := js.Publish(ctx, names.Store("acme", conv), data, jetstream.WithExpectLastSequencePerSubject(last.Sequence)); err == nil {
+			n++
 		}
 	}
 }
@@ -176,6 +235,10 @@ type churnWorker struct {
 	conv   string
 	user   string
 	sender *churnSender
+	// membership serializes the workers' membership changes: messaging
+	// does not order concurrent ones (a conversation:updated may carry a
+	// participant list older than the one before it in the stream).
+	membership *sync.Mutex
 
 	c     *wsclient.Client
 	admin *wsclient.Client // the owner's, to add the worker back
@@ -236,10 +299,12 @@ func (w *churnWorker) churn(ctx context.Context, ops []string) error {
 		case "remove":
 			// Removed while joined or not, then added back: a membership
 			// event takes the worker's joined sockets out of the room.
+			w.membership.Lock()
 			_, err = request(w.f, w.c, "conversation:remove", map[string]any{"conversationId": w.conv, "userId": w.user})
 			if err == nil {
 				_, err = request(w.f, w.admin, "conversation:add", map[string]any{"conversationId": w.conv, "userIds": []string{w.user}})
 			}
+			w.membership.Unlock()
 		case "reconnect":
 			w.c.Kill()
 			w.c, err = dialChurn(w.f, w.user)
@@ -307,7 +372,7 @@ func checkDelivered(r churnResult, conv string, sent []uint64) error {
 			break
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("message seq %d not received within %v", last, churnWait)
+			return fmt.Errorf("message seq %d not received within %v; got after the join: %s", last, churnWait, durableAfter(frames, conv, r.lastSeq))
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -332,6 +397,18 @@ func checkDelivered(r churnResult, conv string, sent []uint64) error {
 		}
 	}
 	return nil
+}
+
+// durableAfter lists the durable events in frames past seq, for a failure
+// message.
+func durableAfter(frames []wsclient.Frame, conv string, seq uint64) string {
+	var b strings.Builder
+	for _, fr := range frames {
+		if d, ok := durableOf(fr, conv); ok && d.Seq > seq {
+			fmt.Fprintf(&b, " %s %d/%d", fr.Type, d.Seq, d.PrevSeq)
+		}
+	}
+	return b.String()
 }
 
 func durableOf(fr wsclient.Frame, conv string) (durableJSON, bool) {
