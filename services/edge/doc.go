@@ -99,9 +99,11 @@
 //     socketIO.mu (handshakes in progress). A Socket.IO session's
 //     rendering (sioSession.outgoing, in conn.send) takes no lock.
 //
-// NATS calls are made under rmu (requests, publishes), watches.mu or a hub
-// shard (subscribe, unsubscribe), never under a room's mu or a qmu; conn.send
-// never blocks, so nobody waits for a socket with a lock held.
+// NATS calls are made with no lock held (gap fills, fetches of notified
+// events), under rmu (a command's requests and publishes), or under
+// watches.mu or a hub shard (subscribe, unsubscribe); never under a room's
+// mu or a qmu. conn.send never blocks, so nobody waits for a socket with a
+// lock held.
 //
 // # Goroutines of the fan-out
 //
