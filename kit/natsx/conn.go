@@ -5,6 +5,7 @@
 package natsx
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -30,15 +31,48 @@ type ConnConfig struct {
 	Name string
 	// Logger gets reconnects and asynchronous errors. Default slog.Default().
 	Logger *slog.Logger
+	// ConnectWait is how long the first connection is tried, with a log
+	// line each time, before Connect gives up (services started before
+	// their NATS wait for it). Default DefaultConnectWait; negative: one
+	// try.
+	ConnectWait time.Duration
 }
 
-// Connect connects with reconnects forever: a service never gives up on its
-// NATS, it waits for it.
+// DefaultConnectWait is ConnConfig.ConnectWait's default.
+const DefaultConnectWait = time.Minute
+
+// Connect connects, trying the first connection for up to
+// cfg.ConnectWait, and then reconnects forever: a service never gives up
+// on its NATS once it had it. A refused credential is final at once.
 func Connect(cfg ConnConfig) (*nats.Conn, error) {
 	log := cfg.Logger
 	if log == nil {
 		log = slog.Default()
 	}
+	wait := cfg.ConnectWait
+	if wait == 0 {
+		wait = DefaultConnectWait
+	}
+	deadline := time.Now().Add(wait)
+	pause := 250 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		nc, err := connectOnce(cfg, log)
+		if err == nil {
+			if attempt > 1 {
+				log.Info("nats connected", "server", nc.ConnectedUrlRedacted(), "attempts", attempt)
+			}
+			return nc, nil
+		}
+		if errors.Is(err, nats.ErrAuthorization) || wait < 0 || time.Now().Add(pause).After(deadline) {
+			return nil, fmt.Errorf("connect to nats: %w", err)
+		}
+		log.Warn("waiting for nats", "attempt", attempt, "err", err, "next_in", pause, "gives_up_in", time.Until(deadline).Round(time.Second))
+		time.Sleep(pause)
+		pause = min(2*pause, 2*time.Second)
+	}
+}
+
+func connectOnce(cfg ConnConfig, log *slog.Logger) (*nats.Conn, error) {
 	opts := []nats.Option{
 		nats.Name(cfg.Name),
 		nats.MaxReconnects(-1),
@@ -73,11 +107,7 @@ func Connect(cfg ConnConfig) (*nats.Conn, error) {
 		// The URL only fills the server pool; no socket is dialed.
 		opts = append(opts, nats.InProcessServer(cfg.InProcess))
 	}
-	nc, err := nats.Connect(cfg.URL, opts...)
-	if err != nil {
-		return nil, fmt.Errorf("connect to nats: %w", err)
-	}
-	return nc, nil
+	return nats.Connect(cfg.URL, opts...)
 }
 
 // Drain drains nc (subscriptions finish what they hold, publishes are
