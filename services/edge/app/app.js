@@ -509,6 +509,8 @@
     try {
       await state.conn.request("message:delete", { conversationId: c.id, messageId: m.messageId });
     } catch (err) {
+      m.confirmDelete = false;
+      renderConversation();
       showError(err);
     }
   }
@@ -566,7 +568,7 @@
     // event neither moves the focus nor wipes an edit being typed.
     const items = [], keep = new Map();
     for (const m of msgs) {
-      const sig = JSON.stringify([m.content, m.deleted, m.edited, m.editing, m.editing ? "" : receiptText(c, m, others)]);
+      const sig = JSON.stringify([m.content, m.deleted, m.edited, m.editing, m.confirmDelete, m.editing ? "" : receiptText(c, m, others)]);
       let entry = c.dom && c.dom.get(m.messageId);
       if (!entry || entry.sig !== sig) entry = { sig, li: renderMessage(c, m, others) };
       keep.set(m.messageId, entry);
@@ -615,11 +617,14 @@
     li.append(el("div", { class: "body" }, m.deleted ? "Message deleted" : m.content));
     if (mine && !m.deleted) {
       li.append(el("div", { class: "receipt" }, receiptText(c, m, others)));
-      const del = el("button", { type: "button", class: "small", "data-key": "delete-" + m.messageId, "aria-label": "Delete message" }, "Delete");
+      // The confirmation is the message's state, not the button's: an
+      // event that re-renders the message (a receipt) must not undo it.
+      const del = el("button", { type: "button", class: "small", "data-key": "delete-" + m.messageId, "aria-label": "Delete message" },
+        m.confirmDelete ? "Really delete?" : "Delete");
       del.addEventListener("click", () => {
-        if (del.dataset.confirm) return deleteMessage(c, m);
-        del.dataset.confirm = "1";
-        del.textContent = "Really delete?";
+        if (m.confirmDelete) return deleteMessage(c, m);
+        m.confirmDelete = true;
+        renderConversation();
       });
       li.append(el("div", { class: "actions" },
         el("button", { type: "button", class: "small", "data-key": "edit-" + m.messageId, "aria-label": "Edit message", onclick: () => { m.editing = true; renderConversation(); } }, "Edit"),
