@@ -3,11 +3,11 @@
 SHELL := /bin/bash
 export PATH := /usr/local/go/bin:$(PATH)
 
-MODULES := proto kit services/messaging services/presence services/ratelimit services/edge services/standalone tools/loadgen
+MODULES := proto kit services/messaging services/presence services/ratelimit services/edge services/standalone tools/loadgen tools/faults
 GO_TEST_FLAGS ?= -race -count=1 -timeout 15m
 
 .PHONY: run test proto proto-check vet fmt-check standalone-builds unit bench fuzz build loadgen clean \
-	test-node test-socketio test-browser node-deps chromium switchboard-bin
+	test-node test-socketio test-browser node-deps chromium switchboard-bin test-faults soak
 
 run:
 	go run ./services/standalone/cmd/switchboard
@@ -98,6 +98,28 @@ build:
 loadgen:
 	mkdir -p bin
 	go build -o bin/loadgen ./tools/loadgen
+
+# The fault harness (tools/faults, docs/reliability.md): deploy/'s layout
+# as separate processes, every fault of the table under a careful client;
+# fails if anything acknowledged is lost or duplicated, a stored send is
+# answered with anything but success or unavailable, or a client waits past
+# its bound. About 15 minutes; not part of `make test`. FAULTS_FLAGS passes
+# flags, e.g. FAULTS_FLAGS='-only msg-kill,sa-kill -keep'.
+test-faults: build .bin/nats-server
+	go build -o bin/faults ./tools/faults
+	bin/faults -mode faults $(FAULTS_FLAGS)
+
+# A soak of the standalone binary under a steady load with churn, sampling
+# its memory, goroutines and open files: make soak DURATION=30m.
+DURATION ?= 30m
+soak: build
+	go build -o bin/faults ./tools/faults
+	bin/faults -mode soak -duration $(DURATION) $(SOAK_FLAGS)
+
+# nats-server for deploy/ and the fault harness, from the module proxy (or
+# the module cache), as deploy/cluster.sh installs it.
+.bin/nats-server:
+	GOWORK=off GOBIN=$(CURDIR)/.bin go install github.com/nats-io/nats-server/v2@v2.15.2
 
 clean:
 	rm -rf bin data .bin tests/node/node_modules tests/node/artifacts
