@@ -100,7 +100,11 @@ func (c *cluster) buildNodes() error {
 			args: []string{"-c", filepath.Join(c.deploy, "nats", fmt.Sprintf("n%d.conf", n)),
 				"-p", strconv.Itoa(c.port(portClient + n)), "-m", strconv.Itoa(c.port(portMonitor + n)),
 				"--cluster", fmt.Sprintf("nats://127.0.0.1:%d", c.port(portRoute+n)),
-				"--routes", strings.Join(routes, ",")},
+				"--routes", strings.Join(routes, ","),
+				// Clients learn no other node's address from a node, so
+				// that edge 1 reaches NATS only through its proxies (and
+				// every process uses the URLs it was given).
+				"--no_advertise"},
 			log:   logPath(c.logs, "n"+strconv.Itoa(n)),
 			ready: c.monitorURL(n) + "/healthz",
 		})

@@ -111,13 +111,19 @@ func clusterScenarios(c *cluster) []scenario {
 			fault: func(ctx context.Context) error { return down(ctx, kill, 15*time.Second, c.services[2], c.services[3]) }},
 		{name: "rl-kill", title: "kill -9 both ratelimit instances for 15 s", sendFor: 35 * time.Second, bound: 10 * time.Second,
 			fault: func(ctx context.Context) error { return down(ctx, kill, 15*time.Second, c.services[4], c.services[5]) }},
-		{name: "nats-idle", title: "kill -9 a NATS node leading no stream (or the fewest)", sendFor: 40 * time.Second, bound: 30 * time.Second,
+		{name: "nats-idle", title: "kill -9 a NATS node leading no stream (leaders moved away first)", sendFor: 40 * time.Second, bound: 30 * time.Second,
 			fault: nodeKill(func() (*proc, error) {
 				n, led, err := c.idleNode()
-				if err == nil {
-					logf("  %s leads %v", n.name, led)
+				if err != nil {
+					return nil, err
 				}
-				return n, err
+				logf("  %s leads %v: moving those leaders away", n.name, led)
+				still, err := c.clearLeadership(n)
+				if err != nil {
+					return nil, err
+				}
+				logf("  %s still leads %v", n.name, still)
+				return n, nil
 			}, kill)},
 		{name: "nats-kv", title: "kill -9 the NATS node leading KV_chat_messages", sendFor: 40 * time.Second, bound: 30 * time.Second,
 			fault: nodeKill(leader("KV_chat_messages"), kill)},

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"slices"
 	"sort"
 	"sync"
@@ -209,6 +210,7 @@ func (l *ledger) tallySend(t *tally, cmid string, s *sendRec, byMsg map[string]h
 	}
 	if len(s.ackIDs) == 0 {
 		t.Unacked++
+		t.Examples = append(t.Examples, fmt.Sprintf("send %s never acked, started %s, answers %v", cmid, s.firstAt.UTC().Format("15:04:05.000"), s.answers))
 		return
 	}
 	t.Acked++
@@ -229,17 +231,4 @@ func (l *ledger) tallySend(t *tally, cmid string, s *sendRec, byMsg map[string]h
 			}
 		}
 	}
-}
-
-// pending counts the sends started and not acked yet.
-func (l *ledger) pending() int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	n := 0
-	for _, s := range l.sends {
-		if len(s.ackIDs) == 0 {
-			n++
-		}
-	}
-	return n
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -28,6 +29,9 @@ type member struct {
 	edge    int    // index of the edge URL to dial next
 
 	jobs chan string // clientMsgIds to send, owned by the pacer
+
+	state   atomic.Value // string: what run is doing, for a stuck report
+	sending atomic.Value // string: the clientMsgId being sent, "" if none
 }
 
 // eventData is what the member reads of a durable event.
@@ -51,8 +55,20 @@ type historyAck struct {
 }
 
 func newMember(ph *phase, slot int, user string, conv int) *member {
-	return &member{slot: slot, user: user, conv: conv, ph: ph, ready: make(chan struct{}),
+	m := &member{slot: slot, user: user, conv: conv, ph: ph, ready: make(chan struct{}),
 		edge: slot % len(ph.urls), jobs: make(chan string, 256)}
+	m.state.Store("new")
+	m.sending.Store("")
+	return m
+}
+
+// stuck describes the member if it still has a send to make.
+func (m *member) stuck() string {
+	cmid := m.sending.Load().(string)
+	if cmid == "" && len(m.jobs) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("member %d %s, sending %q, %d queued", m.slot, m.state.Load(), cmid, len(m.jobs))
 }
 
 // connect dials the next edge until a socket comes up, or ctx ends.
@@ -79,11 +95,13 @@ func (m *member) run(ctx context.Context, first *wsConn) {
 	lostAt := time.Now()
 	for ctx.Err() == nil {
 		if c == nil {
+			m.state.Store("connecting")
 			var err error
 			if c, err = m.connect(ctx); err != nil {
 				return
 			}
 		}
+		m.state.Store("joining")
 		if err := m.join(ctx, c); err != nil {
 			c.close()
 			c = nil
@@ -95,6 +113,7 @@ func (m *member) run(ctx context.Context, first *wsConn) {
 		}
 		first = nil
 		m.setCur(c)
+		m.state.Store("serving")
 		m.serve(ctx, c)
 		m.setCur(nil)
 		lostAt = time.Now()
@@ -187,7 +206,9 @@ func (m *member) event(ctx context.Context, c *wsConn, f frame) {
 	}
 	if *e.PrevSeq > m.lastSeq {
 		m.ph.gaps.Add(1)
+		m.state.Store("filling a gap")
 		m.fill(ctx, c, e.Seq)
+		m.state.Store("serving")
 	}
 	m.apply(f, true, false)
 }
@@ -249,7 +270,10 @@ func (m *member) sender(ctx context.Context) {
 			if !ok {
 				return
 			}
+			m.sending.Store(cmid)
 			m.send(ctx, cmid)
+			m.sending.Store("")
+			m.ph.outstanding.Add(-1)
 		}
 	}
 }

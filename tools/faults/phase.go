@@ -38,6 +38,7 @@ type phase struct {
 	reconnects  atomic.Int64
 	gaps        atomic.Int64
 	skipped     atomic.Int64 // sends not handed out: the member's queue was full
+	outstanding atomic.Int64 // sends handed out and not finished (acked or given up)
 }
 
 // phaseResult is a phase's row of the table.
@@ -102,6 +103,11 @@ func runPhase(cfg phaseConfig, runID string) (phaseResult, error) {
 		res.FaultErr = ferr.Error()
 	}
 	p.waitAcked(cfg.settle)
+	for _, m := range p.members {
+		if st := m.stuck(); st != "" {
+			logf("%s: stuck: %s", cfg.name, st)
+		}
+	}
 	stopSend()
 	time.Sleep(3 * time.Second) // deliveries in flight reach the members
 	history, err := p.history(runCtx)
@@ -198,9 +204,11 @@ func (p *phase) pace(ctx context.Context) {
 			}
 		}
 		m := p.members[i%len(p.members)]
+		p.outstanding.Add(1)
 		select {
 		case m.jobs <- p.name + "-" + strconv.Itoa(i):
 		default:
+			p.outstanding.Add(-1)
 			p.skipped.Add(1)
 		}
 	}
@@ -237,20 +245,11 @@ func (p *phase) background(ctx context.Context) {
 func (p *phase) waitAcked(d time.Duration) {
 	deadline := time.Now().Add(d)
 	for time.Now().Before(deadline) {
-		if p.led.pending() == 0 && p.queuesEmpty() {
+		if p.outstanding.Load() == 0 {
 			return
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-}
-
-func (p *phase) queuesEmpty() bool {
-	for _, m := range p.members {
-		if len(m.jobs) > 0 {
-			return false
-		}
-	}
-	return true
 }
 
 func (p *phase) memberSlots() map[int][]int {
