@@ -83,9 +83,9 @@ func clusterScenarios(c *cluster) []scenario {
 		}
 	}
 	return []scenario{
-		{name: "msg-kill", title: "kill -9 one messaging instance, 3 times (alternating)", sendFor: 45 * time.Second, bound: 15 * time.Second,
+		{name: "msg-kill", title: "kill -9 one messaging instance, 6 times (alternating)", sendFor: 60 * time.Second, bound: 15 * time.Second,
 			fault: func(ctx context.Context) error {
-				for i := range 3 {
+				for i := range 6 {
 					if err := down(ctx, kill, 3*time.Second, c.services[i%2]); err != nil {
 						return err
 					}
@@ -95,10 +95,10 @@ func clusterScenarios(c *cluster) []scenario {
 				}
 				return nil
 			}},
-		{name: "edge-kill", title: "kill -9 one edge, then the other (clients move)", sendFor: 40 * time.Second, bound: 15 * time.Second,
+		{name: "edge-kill", title: "kill -9 one edge, 4 times (alternating; clients move)", sendFor: 55 * time.Second, bound: 15 * time.Second,
 			fault: func(ctx context.Context) error {
-				for _, e := range c.edges {
-					if err := down(ctx, kill, 5*time.Second, e); err != nil {
+				for i := range 4 {
+					if err := down(ctx, kill, 5*time.Second, c.edges[i%2]); err != nil {
 						return err
 					}
 					if err := sleepCtx(ctx, 5*time.Second); err != nil {
