@@ -103,7 +103,7 @@ loadgen:
 # as separate processes, every fault of the table under a careful client;
 # fails if anything acknowledged is lost or duplicated, a stored send is
 # answered with anything but success or unavailable, or a client waits past
-# its bound. About 15 minutes; not part of `make test`. FAULTS_FLAGS passes
+# its bound. About 10 minutes; not part of `make test`. FAULTS_FLAGS passes
 # flags, e.g. FAULTS_FLAGS='-only msg-kill,sa-kill -keep'.
 test-faults: build .bin/nats-server
 	go build -o bin/faults ./tools/faults
