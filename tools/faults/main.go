@@ -38,7 +38,7 @@ import (
 
 type options struct {
 	mode, root, bin, natsServer string
-	only, jsonOut               string
+	only, jsonOut, mdOut        string
 	off                         int
 	rate                        float64
 	sockets, convs              int
@@ -55,12 +55,13 @@ func logf(format string, args ...any) {
 func main() {
 	var o options
 	fs := flag.NewFlagSet("faults", flag.ExitOnError)
-	fs.StringVar(&o.mode, "mode", "faults", "faults or soak")
+	fs.StringVar(&o.mode, "mode", "faults", "faults, soak, or markdown (the table of a -json file)")
 	fs.StringVar(&o.root, "root", ".", "the repository's root (deploy/ and bin/ are found there)")
 	fs.StringVar(&o.bin, "bin", "", "directory of the built binaries (default <root>/bin)")
 	fs.StringVar(&o.natsServer, "nats-server", "", "nats-server binary (default <root>/.bin/nats-server)")
 	fs.StringVar(&o.only, "only", "", "comma-separated fault names to run (default all; sa-kill is the standalone's)")
 	fs.StringVar(&o.jsonOut, "json", "", "also write the results as JSON to this file")
+	fs.StringVar(&o.mdOut, "markdown", "", "also write the table as Markdown to this file")
 	fs.IntVar(&o.off, "port-offset", envInt("SWITCHBOARD_CLUSTER_PORT_OFFSET", 21000), "added to every deploy/ port (default $SWITCHBOARD_CLUSTER_PORT_OFFSET, else 21000)")
 	fs.Float64Var(&o.rate, "rate", 100, "sends per second in total")
 	fs.IntVar(&o.sockets, "sockets", 37, "member sockets")
@@ -85,6 +86,18 @@ func main() {
 		os.Exit(runFaults(o))
 	case "soak":
 		os.Exit(runSoak(o))
+	case "markdown":
+		// Re-renders a run's -json results as a Markdown table.
+		var rs []phaseResult
+		b, err := os.ReadFile(o.jsonOut)
+		if err == nil {
+			err = json.Unmarshal(b, &rs)
+		}
+		if err != nil {
+			fatal(err)
+		}
+		writeMarkdown(os.Stdout, rs)
+		os.Exit(0)
 	}
 	fatal(fmt.Errorf("unknown -mode %q", o.mode))
 }
@@ -146,6 +159,12 @@ func runFaults(o options) int {
 		setupErr = err
 	}
 	printTable(os.Stdout, results)
+	if o.mdOut != "" {
+		if f, err := os.Create(o.mdOut); err == nil {
+			writeMarkdown(f, results)
+			f.Close()
+		}
+	}
 	if o.jsonOut != "" {
 		b, _ := json.MarshalIndent(results, "", "  ")
 		_ = os.WriteFile(o.jsonOut, b, 0o644)

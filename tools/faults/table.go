@@ -55,3 +55,18 @@ func counts(m map[string]int) string {
 	}
 	return b.String()
 }
+
+// writeMarkdown writes the table as Markdown (for docs/reliability.md).
+func writeMarkdown(w io.Writer, rs []phaseResult) {
+	fmt.Fprintln(w, "| fault | acked | lost | dups to the app | errors to senders | other commands' errors | recovered | longest interruption | bound | result |")
+	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|")
+	for _, r := range rs {
+		t := r.Tally
+		result := "ok"
+		if len(r.Failures) > 0 {
+			result = "**FAIL**: " + strings.Join(r.Failures, "; ")
+		}
+		fmt.Fprintf(w, "| %s | %d | %d | %d | %s | %s | %d | %.2f s | %.0f s | %s |\n", r.Name, t.Acked, t.Lost, t.dups(),
+			counts(t.SendErrors), counts(t.Other), t.Recovered, t.Longest.Seconds(), r.Bound.Seconds(), result)
+	}
+}
