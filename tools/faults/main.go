@@ -128,7 +128,7 @@ func (o options) want(name string) bool {
 
 // limits lifts the rate limits: the workload sends far more than a user's
 // 10 per minute.
-const limits = "message:send=1000000/1s,message:typing=1000000/1s,default=1000000/1s"
+const limits = "message:send=1000000/1s,message:typing=1000000/1s,conversation:create=1000000/1s,default=1000000/1s"
 
 // runFaults runs the table and returns the exit code.
 func runFaults(o options) int {
