@@ -24,6 +24,7 @@
 package main
 
 import (
+	"cmp"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -42,14 +43,25 @@ type options struct {
 	off                         int
 	rate                        float64
 	sockets, convs              int
-	duration, sample            time.Duration
+	duration, sample, timeout   time.Duration
 	keep                        bool
 }
 
-var started = time.Now()
+var startedAt = time.Now()
 
 func logf(format string, args ...any) {
-	fmt.Fprintf(os.Stderr, "[%6.1fs] %s\n", time.Since(started).Seconds(), fmt.Sprintf(format, args...))
+	fmt.Fprintf(os.Stderr, "[%6.1fs] %s\n", time.Since(startedAt).Seconds(), fmt.Sprintf(format, args...))
+}
+
+// watchdog ends the run after d whatever it is doing: it kills every
+// process it started and exits 1.
+func watchdog(d time.Duration) {
+	time.AfterFunc(d, func() {
+		logf("the run took longer than -timeout %s: killing what it started", d)
+		killAll()
+		fmt.Println("FAIL: timed out")
+		os.Exit(1)
+	})
 }
 
 func main() {
@@ -68,6 +80,7 @@ func main() {
 	fs.IntVar(&o.convs, "convs", 5, "conversations")
 	fs.DurationVar(&o.duration, "duration", 30*time.Minute, "soak: how long")
 	fs.DurationVar(&o.sample, "sample", 0, "soak: sampling interval (default 1m, or 10s when -duration is under 15m)")
+	fs.DurationVar(&o.timeout, "timeout", 0, "end the run (exit 1) after this long (default 25m for faults, -duration + 10m for a soak)")
 	fs.BoolVar(&o.keep, "keep", false, "keep the state directory (stores, logs) even when every check passes")
 	_ = fs.Parse(os.Args[1:])
 	root, err := filepath.Abs(o.root)
@@ -83,8 +96,10 @@ func main() {
 	}
 	switch o.mode {
 	case "faults":
+		watchdog(cmp.Or(o.timeout, 25*time.Minute))
 		os.Exit(runFaults(o))
 	case "soak":
+		watchdog(cmp.Or(o.timeout, o.duration+10*time.Minute))
 		os.Exit(runSoak(o))
 	case "markdown":
 		// Re-renders a run's -json results as a Markdown table.

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sync"
 	"syscall"
 	"time"
@@ -29,7 +30,28 @@ type proc struct {
 	done chan struct{}
 }
 
+// started lists every proc the harness started, for the watchdog.
+var started struct {
+	sync.Mutex
+	procs []*proc
+}
+
+// killAll kills every process the harness started (by its pid).
+func killAll() {
+	started.Lock()
+	ps := started.procs
+	started.Unlock()
+	for _, p := range ps {
+		p.kill9()
+	}
+}
+
 func (p *proc) start() error {
+	started.Lock()
+	if !slices.Contains(started.procs, p) {
+		started.procs = append(started.procs, p)
+	}
+	started.Unlock()
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.cmd != nil {
