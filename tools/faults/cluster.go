@@ -84,7 +84,7 @@ func routeAuth(conf string) (string, error) {
 	return string(m[1]), nil
 }
 
-// nodes builds the three nats-server processes.
+// buildNodes builds the three nats-server processes.
 func (c *cluster) buildNodes() error {
 	auth, err := routeAuth(filepath.Join(c.deploy, "nats", "n1.conf"))
 	if err != nil {
