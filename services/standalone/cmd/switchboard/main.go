@@ -64,7 +64,7 @@ func main() {
 			log.Error("setup", "err", err)
 			os.Exit(1)
 		}
-		log.Info("streams and buckets set up", "nats", *natsURL)
+		log.Info("streams and buckets set up", "nats", redactURLs(*natsURL))
 		return
 	}
 	backends, err := loadBackends(*backendsFile)

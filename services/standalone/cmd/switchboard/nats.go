@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/switchboard-chat/switchboard/kit/natsauth"
@@ -44,4 +45,16 @@ func backendURL(natsURL, org, password string) string {
 	}
 	u.User = url.UserPassword(natsauth.Backend(org), password)
 	return u.String()
+}
+
+// redactURLs is a comma-separated list of NATS URLs with their passwords
+// masked, for logs.
+func redactURLs(urls string) string {
+	parts := strings.Split(urls, ",")
+	for i, p := range parts {
+		if u, err := url.Parse(strings.TrimSpace(p)); err == nil {
+			parts[i] = u.Redacted()
+		}
+	}
+	return strings.Join(parts, ",")
 }
