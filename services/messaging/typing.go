@@ -77,7 +77,10 @@ func (s *Service) startTyping(ctx context.Context, key string) (bool, error) {
 			return false, fmt.Errorf("typing: %w", err)
 		}
 	}
-	return false, errs.New(errs.CodeConflict, "typing changed concurrently; retry")
+	// Every compare-and-set lost: the store keeps changing under us (or a
+	// replica that is catching up answers the reads). Nothing the client
+	// did conflicts with anything; it may simply retry.
+	return false, errs.New(errs.CodeUnavailable, "typing state could not be settled; retry")
 }
 
 // stopTyping deletes the typist's key; it reports a change when the user
