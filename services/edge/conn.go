@@ -6,6 +6,7 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/gobwas/ws"
@@ -21,10 +22,11 @@ var connSeq atomic.Uint64
 // came, holding rmu, which owns the fields marked "owned by the reader": on
 // Linux a goroutine started by the poller when the socket is readable
 // (ready), elsewhere a goroutine for the connection's life (readAll). Its
-// writer (flush) runs only while the send queue holds frames. An idle
-// polled connection has no goroutine and no buffer. The janitor
-// (Server.sweep) calls tick. rmu comes first and qmu last in the edge's
-// lock order (doc.go, Locks).
+// queued frames are written by one of the edge's writers (writer.go), or by
+// a goroutine of its own while its socket cannot take them (slowFlush):
+// whoever holds the writing role. An idle polled connection has no
+// goroutine and no buffer. The janitor (Server.sweep) calls tick. rmu
+// comes first and qmu last in the edge's lock order (doc.go, Locks).
 type conn struct {
 	s         *Server
 	nc        net.Conn
@@ -51,10 +53,16 @@ type conn struct {
 	queue   [][]byte
 	spare   [][]byte
 	queued  int  // bytes in queue
-	writing bool // flush is running
+	writing bool // the writing role is taken: a writer has or will take the queue
 	closing bool // a close frame is queued: nothing more is accepted
 	hurry   bool // closed for being slow: short write deadline
-	flushFn func()
+
+	// Owned by the holder of the writing role.
+	raw      syscall.RawConn // the descriptor, for writes that do not wait
+	rawKnown bool            // raw was looked up
+	// writeSince is when a blocking write (slowFlush) began, 0 when none
+	// is in progress: the janitor closes a socket stuck for WriteTimeout.
+	writeSince atomic.Int64
 
 	// Guarded by remMu: the last conversations a membership change took this
 	// connection out of (room.deliver), so that the same event coming on
@@ -92,7 +100,6 @@ func (s *Server) open(nc net.Conn, id Identity, early []byte, sio *sioSession, o
 		lastPing: now.UnixNano(), rooms: map[string]*room{}, buckets: map[string]*localBucket{}, done: make(chan struct{}),
 		onFinish: onFinish,
 	}
-	c.flushFn = c.flush
 	c.lastRead.Store(now.UnixNano())
 	c.lastActive.Store(now.UnixNano())
 	c.expires.Store(id.Expires.UnixNano())
@@ -244,6 +251,11 @@ func (c *conn) closeNow() {
 func (c *conn) tick(now time.Time, hb *heartbeats) {
 	n := now.UnixNano()
 	cfg := &c.s.cfg
+	if c.stuck(n, cfg.WriteTimeout) {
+		c.s.log.Info("write timed out", "conn", c.id)
+		c.closeNow()
+		return
+	}
 	if c.sio != nil && c.sio.lost(c, n) {
 		c.close(CloseNormal, "ping timeout", false)
 		return

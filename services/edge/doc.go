@@ -18,8 +18,11 @@
 //     against the token's expiry and the rate limits (ratelimit.go), and
 //     forwarded as protobuf to its service (conversations.go, messages.go,
 //     presence.go); the reply is rendered (render.go) and queued.
-//  4. Writing (send.go): a bounded queue per connection, flushed with writev
-//     by a goroutine that runs only while there are frames; a connection
+//  4. Writing (send.go, writer.go): a bounded queue per connection; a fixed
+//     pool of writers takes a connection's whole queue and writes it in one
+//     system call that does not wait, so batches grow with the load and an
+//     idle socket's frame leaves at once. A socket whose buffer is full gets
+//     a goroutine that waits for it, which the janitor bounds; a connection
 //     that falls behind is closed with 1013 and nobody waits for it.
 //  5. Fan-out (hub.go, room.go, watches.go): one subscription per
 //     conversation joined here, per user connected here and per
@@ -88,7 +91,8 @@
 //     and hub.unwatchPresence, which hold watches.mu across the shards);
 //     under pmu the room's mu is taken and released before any of them.
 //   - Delivery holds a room's mu while it queues frames (room.deliver,
-//     room.broadcast): conn.send takes qmu and nothing under it; a removal
+//     room.broadcast): conn.send takes qmu and nothing under it, then hands
+//     the connection to a writer (a channel send that never blocks); a removal
 //     is recorded under the connection's remMu (conn.removedBy), which
 //     holds nothing either.
 //   - User events (userevents.go) take their shard's mu and let it go

@@ -122,7 +122,6 @@ func newFanoutRigOf(tb testing.TB, sockets int, socketIO bool) *fanoutRig {
 		// The fields that send, flush and the room use.
 		c := &conn{s: s, nc: sc, seq: connSeq.Add(1), id: fmt.Sprintf("conn%d", i), org: "acme", user: fmt.Sprintf("user%d", i),
 			rooms: map[string]*room{}, done: make(chan struct{})}
-		c.flushFn = c.flush
 		if socketIO {
 			c.sio = &sioSession{x: s.sio}
 		}

@@ -10,6 +10,8 @@ type metrics struct {
 	fanout       *prometheus.CounterVec   // kind: events received, frames delivered
 	closes       *prometheus.CounterVec   // code
 	overflows    prometheus.Counter       //
+	writes       prometheus.Counter       // system calls that wrote to sockets
+	blocked      prometheus.Counter       // writes handed to a goroutine that waits
 	authFailures *prometheus.CounterVec   // reason
 	requests     *prometheus.HistogramVec // service, action
 	retries      *prometheus.CounterVec   // service, action
@@ -41,6 +43,14 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}, []string{"code"}),
 		overflows: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "switchboard_edge_send_queue_overflows_total", Help: "Sockets closed with 1013 because their send queue overflowed.",
+		}),
+		writes: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "switchboard_edge_socket_writes_total",
+			Help: "Writes to sockets (system calls); frames delivered per write is how much the writers coalesce.",
+		}),
+		blocked: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "switchboard_edge_blocked_writes_total",
+			Help: "Writes to a socket whose buffer was full, done by a goroutine that waits for it (slow clients, bursts).",
 		}),
 		authFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "switchboard_edge_auth_failures_total", Help: "Refused upgrades and failed auth:refresh, by reason.",
@@ -77,7 +87,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m.refused = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "switchboard_edge_upgrades_refused_total", Help: "Upgrades refused with 429, by reason.",
 	}, []string{"reason"})
-	for _, c := range []prometheus.Collector{m.connections, m.commands, m.fanout, m.closes, m.overflows, m.authFailures, m.requests, m.retries, m.gaps, m.presenceUpdates, m.presenceUnavailable, m.presenceSubs, m.rateChecks, m.rateFallbacks, m.refused} {
+	for _, c := range []prometheus.Collector{m.connections, m.commands, m.fanout, m.closes, m.overflows, m.writes, m.blocked, m.authFailures, m.requests, m.retries, m.gaps, m.presenceUpdates, m.presenceUnavailable, m.presenceSubs, m.rateChecks, m.rateFallbacks, m.refused} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

@@ -50,7 +50,6 @@ func refusalRig(tb testing.TB) *conn {
 	go func() { _, _ = io.Copy(io.Discard, client) }()
 	tb.Cleanup(func() { _ = client.Close(); _ = server.Close() })
 	c := &conn{s: s, nc: server, id: "c1", org: "acme", user: "mallory", rooms: map[string]*room{}, buckets: map[string]*localBucket{}, done: make(chan struct{})}
-	c.flushFn = c.flush
 	c.expires.Store(time.Now().Add(time.Hour).UnixNano())
 	s.limiter.deny("acme.mallory.message:send", time.Now().Add(time.Hour).UnixNano())
 	return c

@@ -36,7 +36,7 @@ func (c *conn) send(frame []byte) bool {
 	c.writing = true
 	c.qmu.Unlock()
 	if start {
-		go c.flushFn()
+		c.s.writers.schedule(c)
 	}
 	return true
 }
@@ -44,7 +44,7 @@ func (c *conn) send(frame []byte) bool {
 // close queues a close frame with code as the last frame and ends the
 // connection once it is written. With drop, queued frames are discarded
 // and the write deadline is cut short, so that a stuck socket does not hold
-// its goroutine (a slow client). Later calls do nothing.
+// its writer (a slow client). Later calls do nothing.
 func (c *conn) close(code ws.StatusCode, reason string, drop bool) {
 	c.qmu.Lock()
 	if c.closing {
@@ -56,6 +56,8 @@ func (c *conn) close(code ws.StatusCode, reason string, drop bool) {
 		clear(c.queue)
 		c.queue, c.queued = c.queue[:0], 0
 		c.hurry = true
+		// Once per slow client, not per write: a blocked write (slowFlush)
+		// ends within hurryTimeout, a non-blocking one fails after it.
 		_ = c.nc.SetWriteDeadline(time.Now().Add(hurryTimeout))
 	}
 	if c.sio != nil {
@@ -67,31 +69,57 @@ func (c *conn) close(code ws.StatusCode, reason string, drop bool) {
 	c.qmu.Unlock()
 	c.s.metrics.closes.WithLabelValues(strconv.Itoa(int(code))).Inc()
 	if start {
-		go c.flushFn()
+		c.s.writers.schedule(c)
 	}
 }
 
-// flush writes queued frames, in batches (writev), until the queue is
-// empty; after the close frame it closes the socket.
-func (c *conn) flush() {
-	for {
-		c.qmu.Lock()
-		if len(c.queue) == 0 {
-			c.writing = false
-			c.qmu.Unlock()
-			return
-		}
-		batch := c.queue
-		c.queue, c.spare = c.spare[:0], nil
-		c.queued = 0
-		last := c.closing // the close frame is in this batch
-		timeout := c.s.cfg.WriteTimeout
-		if c.hurry {
-			timeout = hurryTimeout
-		}
-		c.qmu.Unlock()
+// take hands the writer that holds the writing role the whole queue. last
+// reports that the close frame is in it.
+func (c *conn) take() (batch [][]byte, last bool) {
+	c.qmu.Lock()
+	defer c.qmu.Unlock()
+	batch = c.queue
+	c.queue, c.spare = c.spare[:0], nil
+	c.queued = 0
+	return batch, c.closing
+}
 
-		_ = c.nc.SetWriteDeadline(time.Now().Add(timeout))
+// written gives a written batch's slice back for reuse and reports whether
+// more frames came meanwhile; if none did, the writing role ends.
+func (c *conn) written(batch [][]byte) (more bool) {
+	clear(batch)
+	c.qmu.Lock()
+	defer c.qmu.Unlock()
+	c.spare = batch[:0]
+	if len(c.queue) > 0 {
+		return true
+	}
+	c.writing = false
+	return false
+}
+
+// writeFailed ends a connection whose socket failed (or that wrote its
+// close frame): nothing more is queued or written.
+func (c *conn) writeFailed() {
+	c.qmu.Lock()
+	c.closing = true
+	c.writing = false
+	clear(c.queue)
+	c.queue = c.queue[:0]
+	c.qmu.Unlock()
+	c.closeNow()
+}
+
+// slowFlush writes with blocking writes, on a goroutine of its own: first
+// batch (what a writer could not write without waiting; last: the close
+// frame is in it), then whatever is queued, until the queue is empty. It
+// holds the writing role. A write that does not finish within WriteTimeout
+// is ended by the janitor (tick), one to a connection closed for being slow
+// by its deadline (hurryTimeout).
+func (c *conn) slowFlush(batch [][]byte, last bool) {
+	for {
+		c.s.metrics.blocked.Inc()
+		c.writeSince.Store(time.Now().UnixNano())
 		var err error
 		if len(batch) == 1 {
 			_, err = c.nc.Write(batch[0])
@@ -99,19 +127,22 @@ func (c *conn) flush() {
 			bufs := net.Buffers(batch)
 			_, err = bufs.WriteTo(c.nc)
 		}
-		clear(batch)
-		c.qmu.Lock()
-		c.spare = batch[:0]
-		c.qmu.Unlock()
+		c.writeSince.Store(0)
 		if err != nil || last {
-			c.qmu.Lock()
-			c.closing = true
-			c.writing = false
-			clear(c.queue)
-			c.queue = c.queue[:0]
-			c.qmu.Unlock()
-			c.closeNow()
+			clear(batch)
+			c.writeFailed()
 			return
 		}
+		if !c.written(batch) {
+			return
+		}
+		batch, last = c.take()
 	}
+}
+
+// stuck reports whether a blocking write began more than timeout before
+// now (unix nanos).
+func (c *conn) stuck(now int64, timeout time.Duration) bool {
+	since := c.writeSince.Load()
+	return since != 0 && now-since > int64(timeout)
 }

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -39,8 +40,12 @@ type Config struct {
 	// 4 MiB.
 	SendQueueFrames int
 	SendQueueBytes  int
-	// WriteTimeout bounds one write to a socket. Default 10s.
+	// WriteTimeout bounds one write to a socket (checked by the janitor,
+	// every SweepInterval). Default 10s.
 	WriteTimeout time.Duration
+	// Writers is how many goroutines write queued frames to sockets.
+	// Default GOMAXPROCS.
+	Writers int
 	// RequestTimeout bounds one command's NATS request. Default 5s.
 	RequestTimeout time.Duration
 	// AttemptTimeout bounds one try of a command that is safe to repeat
@@ -171,6 +176,7 @@ func (c *Config) setDefaults() {
 	defInt(&c.MaxJoinsPerConnection, DefaultMaxJoinsPerConnection)
 	defInt(&c.PresenceWatchesPerOrg, 1000)
 	defInt(&c.MaxPresenceSubscriptions, 100_000)
+	defInt(&c.Writers, runtime.GOMAXPROCS(0))
 	defInt(&c.MaxMessageBytes, 64<<10)
 	defInt(&c.SendQueueFrames, 1024)
 	defInt(&c.SendQueueBytes, 4<<20)
@@ -199,6 +205,7 @@ type Server struct {
 	log     *slog.Logger
 	metrics *metrics
 	hub     *hub
+	writers *writers
 	poller  *poller // nil: every connection has a reader goroutine
 	limiter *limiter
 	admit   *admission
@@ -237,6 +244,7 @@ func New(nc *nats.Conn, cfg Config) (*Server, error) {
 	}
 	s.conns.init()
 	s.limits = s.limitsJSON()
+	s.writers = newWriters(cfg.Writers)
 	s.hub = newHub(s)
 	if !cfg.NoPoller {
 		if p, err := newPoller(); err == nil {
@@ -308,6 +316,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	go func() { s.readers.Wait(); close(done) }()
 	select {
 	case <-done:
+		s.writers.close()
 		s.hub.close()
 		if s.poller != nil {
 			s.poller.close()
@@ -315,6 +324,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		return nil
 	case <-ctx.Done():
 		s.conns.each(func(c *conn) { _ = c.nc.Close() })
+		s.writers.close()
 		return ctx.Err()
 	}
 }
