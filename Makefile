@@ -6,7 +6,7 @@ export PATH := /usr/local/go/bin:$(PATH)
 MODULES := proto kit services/messaging services/presence services/ratelimit services/edge services/standalone tools/loadgen tools/faults
 GO_TEST_FLAGS ?= -race -count=1 -timeout 15m
 
-.PHONY: run test proto proto-check vet fmt-check standalone-builds unit bench fuzz build loadgen clean \
+.PHONY: run test proto proto-check vet fmt-check standalone-builds unit bench bench-compare fuzz build loadgen clean \
 	test-node test-socketio test-browser node-deps chromium switchboard-bin test-faults soak
 
 run:
@@ -83,8 +83,16 @@ fuzz:
 	@for t in $(FUZZ_TARGETS); do m=$${t%%:*}; f=$${t##*:}; echo "fuzz $$m $$f ($(FUZZTIME))"; \
 		(cd $$m && go test -run '^$$' -fuzz "^$$f\$$" -fuzztime $(FUZZTIME) .) || exit 1; done
 
+# The quick edge benchmark (one room of 1,000 sockets, in-process).
 bench:
 	cd services/edge && go test -run '^$$' -bench . -benchmem ./...
+
+# The working tree against BASE (default: the merge base with main) and the
+# load generator's ceilings, in one run: docs/performance.md.
+# BENCH_FLAGS=-quick for a smoke test.
+BASE ?=
+bench-compare:
+	scripts/bench-compare.sh $(BASE)
 
 build:
 	mkdir -p bin

@@ -10,6 +10,8 @@
 //	      evenly over connections and time) for -duration; it reports acked
 //	      sends per second, send-to-ack latency, delivered message:new per
 //	      second, end-to-end latency and deliveries missing per member.
+//	      With -serve raw or -serve nats-ws the same workload is served from
+//	      this process, for a ceiling (rawserve.go, natsws.go).
 //	idle: -conns connections that only answer pings, dialed at -dial-rate
 //	      and held for -duration; it reads the server's /metrics before and
 //	      after and reports memory per idle connection.
@@ -52,7 +54,7 @@ import (
 
 type config struct {
 	url, metricsURL, secret, org string
-	mode                         string
+	mode, serve                  string
 	conns, rooms, members, size  int
 	rate, dialRate               float64
 	dialConc                     int
@@ -110,7 +112,25 @@ func main() {
 	var human string
 	switch cfg.mode {
 	case "send":
-		res, err := runSend(cfg, d)
+		var res *sendResult
+		var err error
+		switch cfg.serve {
+		case "nats-ws":
+			res, err = runNATSWS(cfg)
+		case "raw":
+			var rs *rawServer
+			if rs, err = startRawServer(); err != nil {
+				fail(cfg, nil, err)
+			}
+			cfg.url, d.url, cfg.metricsURL = rs.url(), rs.url(), ""
+			res, err = runSend(cfg, d)
+			if res != nil {
+				res.Serve = "raw"
+			}
+			defer rs.close()
+		default:
+			res, err = runSend(cfg, d)
+		}
 		if res != nil {
 			res.FileLimitSoft, res.FileLimitHard = soft, hard
 		}
@@ -156,6 +176,8 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.StringVar(&cfg.secret, "secret", os.Getenv("SWITCHBOARD_JWT_SECRET"), "HS256 secret of the server (default $SWITCHBOARD_JWT_SECRET)")
 	fs.StringVar(&cfg.org, "org", "loadtest", "organization of the load users")
 	fs.StringVar(&cfg.mode, "mode", "send", "send or idle")
+	fs.StringVar(&cfg.serve, "serve", "", "send: serve the workload from this process instead of an edge at -url, for a ceiling: "+
+		"raw (a trivial WebSocket broadcaster, no NATS, no Switchboard) or nats-ws (nats-server's WebSocket listener, NATS clients)")
 	fs.IntVar(&cfg.conns, "conns", 100, "connections, one user each")
 	fs.IntVar(&cfg.rooms, "rooms", 1, "send: conversations; connection i joins room i % rooms")
 	fs.IntVar(&cfg.members, "members", 0, "send: participants per conversation (default conns/rooms; more adds participants that never connect)")
@@ -204,6 +226,17 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	}
 	if err := checkLoopbackHost(mu.Hostname()); err != nil {
 		return nil, fmt.Errorf("-metrics-url: %w", err)
+	}
+	if cfg.serve != "" {
+		if cfg.serve != "raw" && cfg.serve != "nats-ws" {
+			return nil, fmt.Errorf("-serve: raw or nats-ws, got %q", cfg.serve)
+		}
+		if cfg.mode != "send" {
+			return nil, errors.New("-serve is for -mode send")
+		}
+		if cfg.secret == "" {
+			cfg.secret = "unchecked" // the in-process servers do not verify tokens
+		}
 	}
 	switch {
 	case cfg.mode != "send" && cfg.mode != "idle":

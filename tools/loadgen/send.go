@@ -18,6 +18,7 @@ import (
 // sendResult is everything a send run measured.
 type sendResult struct {
 	Mode           string  `json:"mode"`
+	Serve          string  `json:"serve,omitempty"` // raw or nats-ws: served by this process
 	URL            string  `json:"url"`
 	Org            string  `json:"org"`
 	Conns          int     `json:"conns"`

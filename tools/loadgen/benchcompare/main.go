@@ -1,0 +1,315 @@
+// Command benchcompare runs the same fan-out and send workloads against two
+// builds of the standalone switchboard (a base revision and the working
+// tree) and against the load generator's two ceilings (-serve raw and
+// -serve nats-ws), in one run on one machine, and prints one table of
+// ratios. `make bench-compare` builds what it needs and runs it; see
+// docs/performance.md.
+//
+// Everything is on loopback. Every workload uses the same load generator
+// binary (the same client code measuring), 100-byte messages and, for
+// fan-out, 10 rooms of 100 members with one socket per member.
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+type options struct {
+	base, head, loadgen string
+	baseRev, headRev    string
+	out                 string
+	duration            time.Duration
+	p99Limit            float64 // ms
+	ladder              []float64
+	light               float64 // deliveries/s
+	sendRate            float64 // sends/s offered to 200 rooms of 1
+	quick               bool
+}
+
+func main() {
+	var o options
+	var ladder string
+	flag.StringVar(&o.base, "base", "", "switchboard binary of the base revision")
+	flag.StringVar(&o.head, "head", "", "switchboard binary of the working tree")
+	flag.StringVar(&o.loadgen, "loadgen", "", "loadgen binary")
+	flag.StringVar(&o.baseRev, "base-rev", "?", "the base revision, for the table")
+	flag.StringVar(&o.headRev, "head-rev", "?", "the working tree's revision, for the table")
+	flag.StringVar(&o.out, "out", "", "directory for every run's JSON and the servers' logs (default: a temp dir)")
+	flag.DurationVar(&o.duration, "duration", 4*time.Second, "sending time of each run")
+	flag.Float64Var(&o.p99Limit, "p99", 50, "a fan-out step passes with e2e p99 under this many ms (and nothing missing, 95% of the offered rate delivered)")
+	flag.StringVar(&ladder, "ladder", "10000,15000,22500,34000,50000,76000,114000,170000,256000,384000", "fan-out steps, deliveries/s, tried in order until one fails")
+	flag.Float64Var(&o.light, "light", 2000, "the light load, deliveries/s")
+	flag.Float64Var(&o.sendRate, "send-rate", 12000, "sends/s offered to 200 rooms of 1 member (the send ceiling)")
+	flag.BoolVar(&o.quick, "quick", false, "one step of each kind, for a smoke test")
+	flag.Parse()
+	for _, f := range strings.Split(ladder, ",") {
+		v, err := strconv.ParseFloat(strings.TrimSpace(f), 64)
+		if err != nil || v <= 0 {
+			fatal(fmt.Errorf("-ladder: %q", f))
+		}
+		o.ladder = append(o.ladder, v)
+	}
+	if o.base == "" || o.head == "" || o.loadgen == "" {
+		fatal(errors.New("-base, -head and -loadgen are required"))
+	}
+	if o.out == "" {
+		d, err := os.MkdirTemp("", "bench-compare-")
+		if err != nil {
+			fatal(err)
+		}
+		o.out = d
+	}
+	if o.quick {
+		o.ladder = o.ladder[:1]
+	}
+	if err := run(&o); err != nil {
+		fatal(err)
+	}
+}
+
+func fatal(err error) {
+	fmt.Fprintln(os.Stderr, "benchcompare:", err)
+	os.Exit(1)
+}
+
+// system is one thing under test: a switchboard binary, or a ceiling.
+type system struct {
+	name   string
+	binary string // empty: a loadgen -serve ceiling
+	serve  string
+}
+
+// result is what one system measured.
+type result struct {
+	light      *runResult
+	steps      []*runResult
+	best       *runResult // the highest passing fan-out step
+	sendCeil   *runResult
+	firstFail  *runResult
+	serverCPUs []float64 // server cores per delivery, of passing steps
+}
+
+func run(o *options) error {
+	systems := []system{
+		{name: "base", binary: o.base},
+		{name: "head", binary: o.head},
+		{name: "raw", serve: "raw"},
+		{name: "nats-ws", serve: "nats-ws"},
+	}
+	fmt.Fprintf(os.Stderr, "bench-compare: results in %s\n", o.out)
+	load0 := loadavg()
+	started := time.Now()
+	results := map[string]*result{}
+	for _, sys := range systems {
+		res, err := measure(o, sys)
+		if err != nil {
+			return fmt.Errorf("%s: %w", sys.name, err)
+		}
+		results[sys.name] = res
+	}
+	printTable(o, systems, results, load0, loadavg(), time.Since(started))
+	return nil
+}
+
+func measure(o *options, sys system) (*result, error) {
+	res := &result{}
+	var srv *server
+	if sys.binary != "" {
+		var err error
+		if srv, err = startServer(o, sys); err != nil {
+			return nil, err
+		}
+		defer srv.stop()
+	}
+	lg := func(label string, conns, rooms int, rate float64) (*runResult, error) {
+		args := []string{"-conns", strconv.Itoa(conns), "-rooms", strconv.Itoa(rooms), "-rate", fmt.Sprint(rate),
+			"-duration", o.duration.String(), "-size", "100", "-drain", "5s", "-json", "-q"}
+		if srv != nil {
+			args = append(args, "-url", "ws://"+srv.addr+"/ws", "-secret", benchSecret)
+		} else {
+			args = append(args, "-serve", sys.serve)
+		}
+		return runLoadgen(o, sys.name+"-"+label, args)
+	}
+	perRoom := 100.0
+	fmt.Fprintf(os.Stderr, "== %s\n", sys.name)
+	var err error
+	if res.light, err = lg("light", 1000, 10, o.light/perRoom); err != nil {
+		return nil, err
+	}
+	for _, d := range o.ladder {
+		r, err := lg(fmt.Sprintf("fanout-%.0f", d), 1000, 10, d/perRoom)
+		if err != nil {
+			return nil, err
+		}
+		r.target = d
+		res.steps = append(res.steps, r)
+		if !r.passes(o.p99Limit) {
+			res.firstFail = r
+			break
+		}
+		res.best = r
+	}
+	if res.sendCeil, err = lg("send", 200, 200, o.sendRate); err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+const benchSecret = "bench-compare-secret"
+
+// server is a standalone switchboard started for the run.
+type server struct {
+	cmd  *exec.Cmd
+	addr string
+	log  *os.File
+}
+
+func startServer(o *options, sys system) (*server, error) {
+	ws, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	nats, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	dir := filepath.Join(o.out, sys.name+"-data")
+	_ = os.RemoveAll(dir)
+	logf, err := os.Create(filepath.Join(o.out, sys.name+"-server.log"))
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(sys.binary, "-listen", ws, "-nats-listen", nats, "-data-dir", dir, "-log-level", "warn",
+		"-max-upgrades-per-ip", "100000", "-max-connections-per-user", "100")
+	cmd.Env = append(os.Environ(),
+		"SWITCHBOARD_JWT_SECRET="+benchSecret,
+		"SWITCHBOARD_LIMITS=message:send=1000000/1s,default=1000000/1s")
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	s := &server{cmd: cmd, addr: ws, log: logf}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := http.Get("http://" + ws + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return s, nil
+			}
+		}
+		if time.Now().After(deadline) {
+			s.stop()
+			return nil, fmt.Errorf("%s not ready on %s within 30s (log: %s)", sys.binary, ws, logf.Name())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func (s *server) stop() {
+	_ = s.cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() { _ = s.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(25 * time.Second):
+		_ = s.cmd.Process.Kill()
+		<-done
+	}
+	_ = s.log.Close()
+}
+
+func freePort() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
+}
+
+// runResult is the part of loadgen's JSON the table uses.
+type runResult struct {
+	label          string
+	target         float64
+	Rate           float64 `json:"rate"`
+	Members        int     `json:"members"`
+	SentPerSec     float64 `json:"sent_per_s"`
+	AckedPerSec    float64 `json:"acked_per_s"`
+	DeliveredPerS  float64 `json:"delivered_per_s"`
+	Missing        int64   `json:"missing"`
+	Unanswered     int64   `json:"unanswered"`
+	ErrorReplies   int64   `json:"error_replies"`
+	ServerCPUCores float64 `json:"server_cpu_cores"`
+	MachineCPU     float64 `json:"machine_cpu_cores"`
+	LoadgenCPU     float64 `json:"loadgen_cpu_cores"`
+	E2E            lat     `json:"e2e_latency"`
+	Ack            lat     `json:"ack_latency"`
+}
+
+type lat struct {
+	P50 float64 `json:"p50_ms"`
+	P99 float64 `json:"p99_ms"`
+	Max float64 `json:"max_ms"`
+}
+
+// passes: nothing lost, the offered rate delivered (95%), p99 under limit.
+func (r *runResult) passes(p99 float64) bool {
+	offered := r.Rate * float64(r.Members)
+	return r.Missing == 0 && r.Unanswered == 0 && r.DeliveredPerS >= 0.95*offered && r.E2E.P99 < p99
+}
+
+func runLoadgen(o *options, label string, args []string) (*runResult, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, o.loadgen, args...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	_ = os.WriteFile(filepath.Join(o.out, label+".json"), stdout.Bytes(), 0o644)
+	_ = os.WriteFile(filepath.Join(o.out, label+".txt"), stderr.Bytes(), 0o644)
+	r := &runResult{label: label}
+	if jerr := json.Unmarshal(stdout.Bytes(), r); jerr != nil || r.Members == 0 {
+		// A failed run prints {"error":..., "partial": {...}}.
+		var partial struct {
+			Error   string     `json:"error"`
+			Partial *runResult `json:"partial"`
+		}
+		if json.Unmarshal(stdout.Bytes(), &partial) == nil && partial.Partial != nil {
+			partial.Partial.label = label
+			fmt.Fprintf(os.Stderr, "  %-22s FAILED: %s\n", label, partial.Error)
+			return partial.Partial, nil
+		}
+		return nil, fmt.Errorf("%s: loadgen %v: %v\n%s", label, args, err, stderr.String())
+	}
+	fmt.Fprintf(os.Stderr, "  %-22s offered %8.0f/s delivered %9.0f/s  e2e p50 %7.2f p99 %8.2f ms  acked %7.0f/s  missing %d  server cpu %.2f  machine %.2f\n",
+		label, r.Rate*float64(r.Members), r.DeliveredPerS, r.E2E.P50, r.E2E.P99, r.AckedPerSec, r.Missing, r.ServerCPUCores, r.MachineCPU)
+	return r, nil
+}
+
+func loadavg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "?"
+	}
+	return strings.Join(f[:3], " ")
+}
