@@ -9,7 +9,6 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/switchboard-chat/switchboard/kit/errs"
-	"github.com/switchboard-chat/switchboard/kit/ids"
 	"github.com/switchboard-chat/switchboard/kit/natsx"
 	"github.com/switchboard-chat/switchboard/proto/chatv1"
 	"github.com/switchboard-chat/switchboard/proto/names"
@@ -51,26 +50,26 @@ func (s *Service) send(ctx context.Context, req *chatv1.SendRequest) (*chatv1.Se
 	if err := f.Err(); err != nil {
 		return nil, err
 	}
-	if _, err := s.memberConv(ctx, p, req.ConversationId); err != nil {
-		return nil, err
-	}
+	// The id is made from the seq once the event is stored (msgid.go).
 	msg := &chatv1.MessageNew{
-		MessageId:   ids.New(),
 		SenderId:    p.User,
 		Content:     req.Content,
 		ClientMsgId: req.ClientMsgId,
 		CreatedAtMs: s.cfg.Now().UnixMilli(),
 	}
 	ev := &chatv1.Event{ConversationId: req.ConversationId, Body: &chatv1.Event_MessageNew{MessageNew: msg}}
-	res, err := s.appendEvent(ctx, p.Org, req.ConversationId, ev, dedupeID(p.Org, req.ConversationId, p.User, req.ClientMsgId), nil)
+	// The membership check runs before each attempt, against the last seq
+	// the attempt expects (convcache.go).
+	check := s.senderCheck(p, req.ConversationId)
+	res, err := s.appendEvent(ctx, p.Org, req.ConversationId, ev, dedupeID(p.Org, req.ConversationId, p.User, req.ClientMsgId), check.run)
 	if err != nil {
 		return nil, err
 	}
+	if !res.duplicate {
+		check.appended(res.seq)
+	}
 	if res.duplicate {
 		return s.resend(ctx, p.Org, req.ConversationId, res.seq)
-	}
-	if _, err := s.putMessageState(ctx, p.Org, req.ConversationId, msg.MessageId, &chatv1.MessageState{Seq: res.seq, SenderId: p.User}, 0); err != nil {
-		return nil, err
 	}
 	return &chatv1.SendResponse{MessageId: msg.MessageId, Seq: res.seq, CreatedAtMs: msg.CreatedAtMs}, nil
 }
@@ -92,10 +91,13 @@ func (s *Service) resend(ctx context.Context, org, conv string, seq uint64) (*ch
 	if m == nil {
 		return nil, fmt.Errorf("duplicate of seq %d is not a message", seq)
 	}
-	// The first attempt may have stopped before recording the message.
-	st := &chatv1.MessageState{Seq: seq, SenderId: m.SenderId}
-	if _, err := s.putMessageState(ctx, org, conv, m.MessageId, st, 0); err != nil && !natsx.IsWrongLastSequence(err) {
-		return nil, err
+	if m.MessageId != messageID(m.CreatedAtMs, seq) {
+		// Stored before ids were made from seqs: the first attempt may
+		// have stopped before recording the message's state.
+		st := &chatv1.MessageState{Seq: seq, SenderId: m.SenderId}
+		if _, err := s.putMessageState(ctx, org, conv, m.MessageId, st, 0); err != nil && !natsx.IsWrongLastSequence(err) && !errors.Is(err, jetstream.ErrKeyExists) {
+			return nil, err
+		}
 	}
 	s.publishLive(org, conv, ev)
 	return &chatv1.SendResponse{MessageId: m.MessageId, Seq: seq, CreatedAtMs: m.CreatedAtMs, Duplicate: true}, nil
@@ -118,11 +120,16 @@ func (s *Service) putMessageState(ctx context.Context, org, conv, msgID string, 
 }
 
 // ownMessage loads a live message of the conversation that the principal
-// sent: another's is forbidden, a deleted or unknown one not_found.
+// sent: another's is forbidden, a deleted or unknown one not_found. Its
+// state is in chat_messages once it was edited, deleted or stored before
+// ids were made from seqs; else it is the stored event's (revision 0).
 func (s *Service) ownMessage(ctx context.Context, p *chatv1.Principal, conv, msgID string) (*chatv1.MessageState, uint64, error) {
 	st, rev, err := getProto[chatv1.MessageState](ctx, s.messages, names.MessageKey(p.Org, conv, msgID))
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return nil, 0, errs.NotFound("message")
+		st, rev, err = nil, 0, nil
+		if st, err = s.storedMessage(ctx, p.Org, conv, msgID); err != nil {
+			return nil, 0, err
+		}
 	}
 	if err != nil {
 		return nil, 0, err
@@ -134,6 +141,25 @@ func (s *Service) ownMessage(ctx context.Context, p *chatv1.Principal, conv, msg
 		return nil, 0, errs.Forbidden("only the sender may change a message")
 	}
 	return st, rev, nil
+}
+
+// storedMessage is the state of a message whose id was made from its seq,
+// from its stored event: not_found for any other id, or an event that is
+// not that message of this conversation.
+func (s *Service) storedMessage(ctx context.Context, org, conv, msgID string) (*chatv1.MessageState, error) {
+	ms, seq, ok := messageSeq(msgID)
+	if !ok {
+		return nil, errs.NotFound("message")
+	}
+	ev, err := s.eventAt(ctx, org, conv, seq)
+	if err != nil {
+		return nil, err
+	}
+	m := ev.GetMessageNew()
+	if m == nil || m.CreatedAtMs != ms || m.MessageId != msgID {
+		return nil, errs.NotFound("message")
+	}
+	return &chatv1.MessageState{Seq: seq, SenderId: m.SenderId}, nil
 }
 
 func (s *Service) edit(ctx context.Context, req *chatv1.EditRequest) (*chatv1.EditResponse, error) {
@@ -154,7 +180,7 @@ func (s *Service) edit(ctx context.Context, req *chatv1.EditRequest) (*chatv1.Ed
 	}}}
 	// Checked before every attempt: a delete marks the message first, so
 	// no edit is stored after its message's deletion.
-	res, err := s.appendEvent(ctx, p.Org, req.ConversationId, ev, "", func(ctx context.Context) error {
+	res, err := s.appendEvent(ctx, p.Org, req.ConversationId, ev, "", func(ctx context.Context, _ uint64) error {
 		_, _, err := s.ownMessage(ctx, p, req.ConversationId, req.MessageId)
 		return err
 	})
@@ -183,7 +209,7 @@ func (s *Service) delete(ctx context.Context, req *chatv1.DeleteRequest) (*chatv
 	// deletes one wins, and an edit checking after this sees it (edit).
 	st.Deleted = true
 	marked, err := s.putMessageState(ctx, p.Org, req.ConversationId, req.MessageId, st, rev)
-	if natsx.IsWrongLastSequence(err) {
+	if natsx.IsWrongLastSequence(err) || errors.Is(err, jetstream.ErrKeyExists) {
 		return nil, errs.NotFound("message")
 	}
 	if err != nil {

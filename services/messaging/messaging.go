@@ -17,8 +17,15 @@
 //     sequence is the seq).
 //   - chat_conversations: <org>.<conv> -> chatv1.Conversation.
 //   - chat_memberships: <org>.<user>.<conv> -> empty; the user's index.
-//   - chat_messages: <org>.<conv>.<message> -> chatv1.MessageState, for edit
-//     and delete checks; expires with the stream's retention.
+//   - chat_messages: <org>.<conv>.<message> -> chatv1.MessageState of an
+//     edited or deleted message (and of messages stored before ids were made
+//     from seqs), for edit and delete checks; expires with the stream's
+//     retention. A message's id leads to its event (msgid.go): a send writes
+//     only the stream.
+//
+// The send path: one stream append, with the membership check against a
+// record cached per instance that is trusted only at the last seq it was
+// known to hold (convcache.go), and the live publish.
 //   - chat_receipts: <org>.<conv>.<user> -> chatv1.ReceiptState.
 package messaging
 
@@ -147,12 +154,15 @@ type Service struct {
 	typists  jetstream.KeyValue
 
 	srv    *svc.Server
-	cancel context.CancelFunc // ends the typing watcher
-	wg     sync.WaitGroup     // the typing watcher
+	cancel context.CancelFunc // ends the watchers
+	wg     sync.WaitGroup     // the typing and conversation watchers
 
 	seed  maphash.Seed
 	locks [256]chan struct{} // striped by conversation: appends in order (lock)
 	last  sync.Map           // <org>.<conv> -> uint64, the last seq this instance knows
+
+	convCache  *convCache             // records for the send path's check
+	convChecks *prometheus.CounterVec // source: cached or read
 }
 
 // Setup creates the stream and buckets of a Service with cfg, or updates
@@ -173,9 +183,20 @@ func New(ctx context.Context, nc *nats.Conn, cfg Config) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Service{cfg: cfg, nc: nc, js: js, log: cfg.Logger.With("service", names.Messaging), seed: maphash.MakeSeed()}
+	s := &Service{cfg: cfg, nc: nc, js: js, log: cfg.Logger.With("service", names.Messaging), seed: maphash.MakeSeed(),
+		convCache: newConvCache(convCacheSize),
+		convChecks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "switchboard_messaging_send_checks_total",
+			Help: "Membership checks of sends, by source: cached (a record known to hold at the expected last seq) or read.",
+		}, []string{"source"}),
+	}
 	for i := range s.locks {
 		s.locks[i] = make(chan struct{}, 1)
+	}
+	if cfg.Registerer != nil {
+		if err := cfg.Registerer.Register(s.convChecks); err != nil {
+			return nil, err
+		}
 	}
 	if err := s.checkReplySizes(); err != nil {
 		return nil, err
@@ -187,6 +208,11 @@ func New(ctx context.Context, nc *nats.Conn, cfg Config) (*Service, error) {
 	s.cancel = cancel
 	if err := s.watchTyping(wctx); err != nil {
 		cancel()
+		return nil, err
+	}
+	if err := s.watchConversations(wctx); err != nil {
+		cancel()
+		s.wg.Wait()
 		return nil, err
 	}
 	s.srv, err = svc.New(nc, svc.Config{Name: names.Messaging, System: true, Workers: cfg.Workers, Registerer: cfg.Registerer, Logger: s.log})
@@ -292,8 +318,8 @@ func (s *Service) register() error {
 	return nil
 }
 
-// Stop stops taking commands, finishes those in flight and ends the typing
-// watcher.
+// Stop stops taking commands, finishes those in flight and ends the
+// watchers.
 func (s *Service) Stop(ctx context.Context) error {
 	var err error
 	if s.srv != nil {

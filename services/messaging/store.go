@@ -32,10 +32,12 @@ type appended struct {
 // appendEvent stores ev as the conversation's next durable event, setting
 // its PrevSeq, and publishes it live. dedupeID, when not empty, makes a
 // resend within the dedupe window answer with the original seq. check,
-// when not nil, runs before each attempt: an append that succeeds with the
-// expected last seq follows a check that saw everything appended before it
-// (an edit checks that its message was not deleted).
-func (s *Service) appendEvent(ctx context.Context, org, conv string, ev *chatv1.Event, dedupeID string, check func(context.Context) error) (appended, error) {
+// when not nil, runs before each attempt with the last seq the attempt
+// expects: an append that succeeds with it follows a check that saw
+// everything appended before it (an edit checks that its message was not
+// deleted, a send that its sender is a participant). A message_new gets
+// its id from its seq (msgid.go).
+func (s *Service) appendEvent(ctx context.Context, org, conv string, ev *chatv1.Event, dedupeID string, check func(ctx context.Context, prev uint64) error) (appended, error) {
 	key := names.ConversationKey(org, conv)
 	subject := names.Store(org, conv)
 	unlock, err := s.lock(ctx, key)
@@ -52,7 +54,7 @@ func (s *Service) appendEvent(ctx context.Context, org, conv string, ev *chatv1.
 	}
 	for range maxAppendAttempts {
 		if check != nil {
-			if err := check(ctx); err != nil {
+			if err := check(ctx, prev); err != nil {
 				return appended{}, err
 			}
 		}
@@ -85,6 +87,7 @@ func (s *Service) appendEvent(ctx context.Context, org, conv string, ev *chatv1.
 		}
 		s.last.Store(key, ack.Sequence)
 		ev.Seq = ack.Sequence
+		fillMessageID(ev)
 		s.publishLive(org, conv, ev)
 		return appended{seq: ack.Sequence}, nil
 	}
@@ -162,7 +165,16 @@ func decodeEvent(data []byte, seq uint64) (*chatv1.Event, error) {
 		return nil, fmt.Errorf("stored event %d: %w", seq, err)
 	}
 	ev.Seq = seq
+	fillMessageID(ev)
 	return ev, nil
+}
+
+// fillMessageID gives a stored message_new without an id the one its seq
+// makes (msgid.go).
+func fillMessageID(ev *chatv1.Event) {
+	if m := ev.GetMessageNew(); m != nil && m.MessageId == "" {
+		m.MessageId = messageID(m.CreatedAtMs, ev.Seq)
+	}
 }
 
 // eventsAfter reads up to n durable events with seq > after, in order, as
