@@ -31,7 +31,12 @@ mkdir -p "$tmp/bin" "$tmp/out"
 go build -o "$tmp/bin/switchboard-head" ./services/standalone/cmd/switchboard
 go build -o "$tmp/bin/loadgen" ./tools/loadgen
 go build -o "$tmp/bin/benchcompare" ./tools/loadgen/benchcompare
+# The nats-ws reference runs the real nats-server, as deploy/cluster.sh does.
+if [[ ! -x .bin/nats-server ]]; then
+	echo "installing nats-server v2.15.2 into .bin/" >&2
+	GOWORK=off GOBIN="$root/.bin" go install github.com/nats-io/nats-server/v2@v2.15.2
+fi
 
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
-"$tmp/bin/benchcompare" -base "$tmp/bin/switchboard-base" -head "$tmp/bin/switchboard-head" -loadgen "$tmp/bin/loadgen" \
+"$tmp/bin/benchcompare" -base "$tmp/bin/switchboard-base" -head "$tmp/bin/switchboard-head" -loadgen "$tmp/bin/loadgen" -nats-server "$root/.bin/nats-server" \
 	-base-rev "$(git rev-parse --short "$base")" -head-rev "$head" -out "$tmp/out" ${BENCH_FLAGS:-}

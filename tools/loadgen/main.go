@@ -177,7 +177,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.StringVar(&cfg.org, "org", "loadtest", "organization of the load users")
 	fs.StringVar(&cfg.mode, "mode", "send", "send or idle")
 	fs.StringVar(&cfg.serve, "serve", "", "send: serve the workload from this process instead of an edge at -url, for a ceiling: "+
-		"raw (a trivial WebSocket broadcaster, no NATS, no Switchboard) or nats-ws (nats-server's WebSocket listener, NATS clients)")
+		"raw (a trivial WebSocket broadcaster, no NATS, no Switchboard) or nats-ws (NATS clients of the nats-server WebSocket listener at -url)")
 	fs.IntVar(&cfg.conns, "conns", 100, "connections, one user each")
 	fs.IntVar(&cfg.rooms, "rooms", 1, "send: conversations; connection i joins room i % rooms")
 	fs.IntVar(&cfg.members, "members", 0, "send: participants per conversation (default conns/rooms; more adds participants that never connect)")
@@ -235,7 +235,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 			return nil, errors.New("-serve is for -mode send")
 		}
 		if cfg.secret == "" {
-			cfg.secret = "unchecked" // the in-process servers do not verify tokens
+			cfg.secret = "unchecked" // the ceilings do not verify tokens
 		}
 	}
 	switch {

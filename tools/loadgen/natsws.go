@@ -8,18 +8,19 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 )
 
 // -serve nats-ws: the same fan-out through nats-server's own WebSocket
-// listener, what a user would pick to skip the gateway. An embedded
-// nats-server (no JetStream) listens for WebSockets on loopback; every
-// member is a nats.go client over ws://, subscribed to its room's subject,
-// and publishes the same payload (a message:new frame's JSON, with the send
-// time in its content) on the same schedule as a send run. There is no
-// ack, no store and no order across publishers: sends are counted as
-// published, deliveries and their latency as in a send run.
+// listener, what a user would pick to skip the gateway. -url is a
+// nats-server's WebSocket listener on loopback (websocket { no_tls: true });
+// make bench-compare starts one. Every member is a nats.go client over
+// ws://, subscribed to its room's subject, and publishes the same payload (a
+// message:new frame's JSON, with the send time in its content) on the same
+// schedule as a send run. There is no ack, no store and no order across
+// publishers: sends are counted as published, deliveries and their latency
+// as in a send run. (The load generator does not link nats-server: only the
+// standalone binary does.)
 
 // natsWSRun is the state of one nats-ws run.
 type natsWSRun struct {
@@ -28,39 +29,12 @@ type natsWSRun struct {
 	received []atomic.Int64 // per connection
 }
 
-func startNATSWS() (*server.Server, string, error) {
-	opts := &server.Options{
-		Host: "127.0.0.1", Port: -1, NoSigs: true, NoLog: true,
-		MaxPayload: 1 << 20,
-		Websocket:  server.WebsocketOpts{Host: "127.0.0.1", Port: -1, NoTLS: true},
-	}
-	ns, err := server.NewServer(opts)
-	if err != nil {
-		return nil, "", err
-	}
-	go ns.Start()
-	if !ns.ReadyForConnections(10 * time.Second) {
-		ns.Shutdown()
-		return nil, "", fmt.Errorf("nats-server not ready")
-	}
-	p := ns.PortsInfo(5 * time.Second)
-	if p == nil || len(p.WebSocket) == 0 {
-		ns.Shutdown()
-		return nil, "", fmt.Errorf("nats-server has no websocket listener")
-	}
-	return ns, p.WebSocket[0], nil
-}
-
 func runNATSWS(cfg *config) (*sendResult, error) {
 	res := &sendResult{
 		Mode: "send", Serve: "nats-ws", Org: cfg.org, Conns: cfg.conns, Rooms: cfg.rooms, Members: cfg.members,
 		Rate: cfg.rate, DurationS: cfg.duration.Seconds(), ContentBytes: cfg.size,
 	}
-	ns, url, err := startNATSWS()
-	if err != nil {
-		return res, err
-	}
-	defer ns.Shutdown()
+	url := cfg.url
 	res.URL = url
 	st := newStats()
 	r := &natsWSRun{st: st, sent: make([]atomic.Int64, cfg.rooms), received: make([]atomic.Int64, cfg.conns)}
@@ -76,7 +50,7 @@ func runNATSWS(cfg *config) (*sendResult, error) {
 	}()
 	subject := func(room int) string { return "lg." + cfg.runID + ".room." + strconv.Itoa(room) }
 	var failed atomic.Int64
-	err = parallel(cfg.conns, cfg.dialConc, func(i int) error {
+	err := parallel(cfg.conns, cfg.dialConc, func(i int) error {
 		if cfg.dialRate > 0 {
 			if d := time.Until(setupStart.Add(time.Duration(float64(i) / cfg.dialRate * 1e9))); d > 0 {
 				time.Sleep(d)
@@ -96,6 +70,9 @@ func runNATSWS(cfg *config) (*sendResult, error) {
 		return nc.Flush()
 	})
 	res.Dial = dialResult{Attempted: cfg.conns, Connected: cfg.conns - int(failed.Load()), Failed: int(failed.Load()), SourceIPs: 1}
+	if secs := time.Since(setupStart).Seconds(); secs > 0 {
+		res.Dial.PerSecond = float64(res.Dial.Connected) / secs
+	}
 	if err != nil {
 		return res, err
 	}
@@ -136,7 +113,6 @@ func runNATSWS(cfg *config) (*sendResult, error) {
 			break
 		}
 	}
-	// The server runs in this process: its CPU is in the load generator's.
 	res.LoadgenCPUCores = (selfCPU() - cpu0) / cfg.duration.Seconds()
 	res.ServerCPUCores = -1
 	res.MachineCPUCores = machineCores(mach0, readProcStat())
@@ -190,7 +166,7 @@ func runNATSWS(cfg *config) (*sendResult, error) {
 		}
 	}
 	res.Errors, res.ServerCloses, res.OtherEvents = map[string]int64{}, map[string]int64{}, map[string]int64{}
-	res.Notes = append(sendNotes(cfg, res), "nats-ws: plain NATS publish/subscribe over nats-server's WebSocket listener (in this process): no acks, no store, no order across publishers")
+	res.Notes = append(sendNotes(cfg, res), "nats-ws: plain NATS publish/subscribe over nats-server's WebSocket listener: no acks, no store, no order across publishers")
 	return res, nil
 }
 

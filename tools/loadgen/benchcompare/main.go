@@ -30,6 +30,7 @@ import (
 
 type options struct {
 	base, head, loadgen string
+	natsServer          string
 	baseRev, headRev    string
 	out                 string
 	duration            time.Duration
@@ -46,6 +47,7 @@ func main() {
 	flag.StringVar(&o.base, "base", "", "switchboard binary of the base revision")
 	flag.StringVar(&o.head, "head", "", "switchboard binary of the working tree")
 	flag.StringVar(&o.loadgen, "loadgen", "", "loadgen binary")
+	flag.StringVar(&o.natsServer, "nats-server", "", "nats-server binary, for the nats-ws reference (empty: skipped)")
 	flag.StringVar(&o.baseRev, "base-rev", "?", "the base revision, for the table")
 	flag.StringVar(&o.headRev, "head-rev", "?", "the working tree's revision, for the table")
 	flag.StringVar(&o.out, "out", "", "directory for every run's JSON and the servers' logs (default: a temp dir)")
@@ -108,7 +110,9 @@ func run(o *options) error {
 		{name: "base", binary: o.base},
 		{name: "head", binary: o.head},
 		{name: "raw", serve: "raw"},
-		{name: "nats-ws", serve: "nats-ws"},
+	}
+	if o.natsServer != "" {
+		systems = append(systems, system{name: "nats-ws", binary: o.natsServer, serve: "nats-ws"})
 	}
 	fmt.Fprintf(os.Stderr, "bench-compare: results in %s\n", o.out)
 	load0 := loadavg()
@@ -128,26 +132,34 @@ func run(o *options) error {
 func measure(o *options, sys system) (*result, error) {
 	res := &result{}
 	var srv *server
-	if sys.binary != "" {
-		var err error
-		if srv, err = startServer(o, sys); err != nil {
-			return nil, err
-		}
+	var err error
+	switch {
+	case sys.serve == "nats-ws":
+		srv, err = startNATSServer(o, sys)
+	case sys.binary != "":
+		srv, err = startServer(o, sys)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if srv != nil {
 		defer srv.stop()
 	}
 	lg := func(label string, conns, rooms int, rate float64) (*runResult, error) {
 		args := []string{"-conns", strconv.Itoa(conns), "-rooms", strconv.Itoa(rooms), "-rate", fmt.Sprint(rate),
 			"-duration", o.duration.String(), "-size", "100", "-drain", "5s", "-json", "-q"}
-		if srv != nil {
+		switch {
+		case sys.serve == "nats-ws":
+			args = append(args, "-serve", sys.serve, "-url", "ws://"+srv.addr)
+		case srv != nil:
 			args = append(args, "-url", "ws://"+srv.addr+"/ws", "-secret", benchSecret)
-		} else {
+		default:
 			args = append(args, "-serve", sys.serve)
 		}
 		return runLoadgen(o, sys.name+"-"+label, args)
 	}
 	perRoom := 100.0
 	fmt.Fprintf(os.Stderr, "== %s\n", sys.name)
-	var err error
 	if res.light, err = lg("light", 1000, 10, o.light/perRoom); err != nil {
 		return nil, err
 	}
@@ -218,6 +230,46 @@ func startServer(o *options, sys system) (*server, error) {
 			return nil, fmt.Errorf("%s not ready on %s within 30s (log: %s)", sys.binary, ws, logf.Name())
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// startNATSServer starts a nats-server whose WebSocket listener (no TLS,
+// loopback) the nats-ws reference's clients dial.
+func startNATSServer(o *options, sys system) (*server, error) {
+	client, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	ws, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	conf := filepath.Join(o.out, "nats-ws.conf")
+	text := fmt.Sprintf("listen: %q\nwebsocket {\n  listen: %q\n  no_tls: true\n}\n", client, ws)
+	if err := os.WriteFile(conf, []byte(text), 0o644); err != nil {
+		return nil, err
+	}
+	logf, err := os.Create(filepath.Join(o.out, sys.name+"-server.log"))
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(sys.binary, "-c", conf)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	s := &server{cmd: cmd, addr: ws, log: logf}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if c, err := net.Dial("tcp", ws); err == nil {
+			c.Close()
+			return s, nil
+		}
+		if time.Now().After(deadline) {
+			s.stop()
+			return nil, fmt.Errorf("nats-server not listening on %s within 10s (log: %s)", ws, logf.Name())
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
 

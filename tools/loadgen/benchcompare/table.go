@@ -48,7 +48,11 @@ func printTable(o *options, systems []system, res map[string]*result, load0, loa
 	_ = w.Flush()
 	fmt.Println()
 
-	p("", "base", "head", "raw", "nats-ws", "head/base", "head/raw")
+	hdr := []string{""}
+	for _, s := range systems {
+		hdr = append(hdr, s.name)
+	}
+	p(append(hdr, "head/base", "head/raw")...)
 	best := func(r *result) float64 {
 		if r == nil || r.best == nil {
 			return 0
