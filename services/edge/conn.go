@@ -57,9 +57,10 @@ type conn struct {
 	closing bool // a close frame is queued: nothing more is accepted
 	hurry   bool // closed for being slow: short write deadline
 
-	// Owned by the holder of the writing role.
-	raw      syscall.RawConn // the descriptor, for writes that do not wait
+	// Owned by the holder of the writing role (rawKnown sits in the
+	// padding after the bools above).
 	rawKnown bool            // raw was looked up
+	raw      syscall.RawConn // the descriptor, for writes that do not wait
 	// writeSince is when a blocking write (slowFlush) began, 0 when none
 	// is in progress: the janitor closes a socket stuck for WriteTimeout.
 	writeSince atomic.Int64
