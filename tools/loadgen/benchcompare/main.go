@@ -39,6 +39,7 @@ type options struct {
 	light               float64 // deliveries/s
 	sendRate            float64 // sends/s offered to 200 rooms of 1
 	quick               bool
+	scaling             bool
 }
 
 func main() {
@@ -56,7 +57,8 @@ func main() {
 	flag.StringVar(&ladder, "ladder", "10000,15000,22500,34000,50000,76000,114000,170000,256000,384000", "fan-out steps, deliveries/s, tried in order until one fails")
 	flag.Float64Var(&o.light, "light", 2000, "the light load, deliveries/s")
 	flag.Float64Var(&o.sendRate, "send-rate", 12000, "sends/s offered to 200 rooms of 1 member (the send ceiling)")
-	flag.BoolVar(&o.quick, "quick", false, "one step of each kind, for a smoke test")
+	flag.BoolVar(&o.quick, "quick", false, "one step of each kind and no memory runs, for a smoke test")
+	flag.BoolVar(&o.scaling, "scaling", false, "also run the head alone over room sizes (10, 100, 1,000 members) and connections (1,000 to 19,000)")
 	flag.Parse()
 	for _, f := range strings.Split(ladder, ",") {
 		v, err := strconv.ParseFloat(strings.TrimSpace(f), 64)
@@ -97,12 +99,13 @@ type system struct {
 
 // result is what one system measured.
 type result struct {
-	light      *runResult
-	steps      []*runResult
-	best       *runResult // the highest passing fan-out step
-	sendCeil   *runResult
-	firstFail  *runResult
-	serverCPUs []float64 // server cores per delivery, of passing steps
+	light     *runResult
+	steps     []*runResult
+	best      *runResult // the highest passing fan-out step
+	sendCeil  *runResult
+	firstFail *runResult
+	idle      *idleRun // memory per idle connection (switchboard only)
+	joined    *memRun  // memory per joined connection (switchboard only)
 }
 
 func run(o *options) error {
@@ -126,6 +129,9 @@ func run(o *options) error {
 		results[sys.name] = res
 	}
 	printTable(o, systems, results, load0, loadavg(), time.Since(started))
+	if o.scaling {
+		return scaling(o)
+	}
 	return nil
 }
 
@@ -178,6 +184,14 @@ func measure(o *options, sys system) (*result, error) {
 	}
 	if res.sendCeil, err = lg("send", 200, 200, o.sendRate); err != nil {
 		return nil, err
+	}
+	if srv != nil && sys.serve == "" && !o.quick {
+		if res.idle, err = idleMemory(o, sys, srv); err != nil {
+			return nil, err
+		}
+		if res.joined, err = joinedMemory(o, sys, srv, lg); err != nil {
+			return nil, err
+		}
 	}
 	return res, nil
 }
@@ -326,7 +340,9 @@ func (r *runResult) passes(p99 float64) bool {
 	return r.Missing == 0 && r.Unanswered == 0 && r.DeliveredPerS >= 0.95*offered && r.E2E.P99 < p99
 }
 
-func runLoadgen(o *options, label string, args []string) (*runResult, error) {
+// runRaw runs loadgen with args and returns its stdout (its JSON), keeping
+// both outputs under label in the results directory.
+func runRaw(o *options, label string, args []string) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, o.loadgen, args...)
@@ -335,19 +351,30 @@ func runLoadgen(o *options, label string, args []string) (*runResult, error) {
 	err := cmd.Run()
 	_ = os.WriteFile(filepath.Join(o.out, label+".json"), stdout.Bytes(), 0o644)
 	_ = os.WriteFile(filepath.Join(o.out, label+".txt"), stderr.Bytes(), 0o644)
+	if err != nil && stdout.Len() == 0 {
+		return nil, fmt.Errorf("%s: loadgen %v: %v\n%s", label, args, err, stderr.String())
+	}
+	return stdout.Bytes(), nil
+}
+
+func runLoadgen(o *options, label string, args []string) (*runResult, error) {
+	out, err := runRaw(o, label, args)
+	if err != nil {
+		return nil, err
+	}
 	r := &runResult{label: label}
-	if jerr := json.Unmarshal(stdout.Bytes(), r); jerr != nil || r.Members == 0 {
+	if jerr := json.Unmarshal(out, r); jerr != nil || r.Members == 0 {
 		// A failed run prints {"error":..., "partial": {...}}.
 		var partial struct {
 			Error   string     `json:"error"`
 			Partial *runResult `json:"partial"`
 		}
-		if json.Unmarshal(stdout.Bytes(), &partial) == nil && partial.Partial != nil {
+		if json.Unmarshal(out, &partial) == nil && partial.Partial != nil {
 			partial.Partial.label = label
 			fmt.Fprintf(os.Stderr, "  %-22s FAILED: %s\n", label, partial.Error)
 			return partial.Partial, nil
 		}
-		return nil, fmt.Errorf("%s: loadgen %v: %v\n%s", label, args, err, stderr.String())
+		return nil, fmt.Errorf("%s: loadgen %v: unreadable output %.300q", label, args, out)
 	}
 	fmt.Fprintf(os.Stderr, "  %-22s offered %8.0f/s delivered %9.0f/s  e2e p50 %7.2f p99 %8.2f ms  acked %7.0f/s  missing %d  server cpu %.2f  machine %.2f\n",
 		label, r.Rate*float64(r.Members), r.DeliveredPerS, r.E2E.P50, r.E2E.P99, r.AckedPerSec, r.Missing, r.ServerCPUCores, r.MachineCPU)

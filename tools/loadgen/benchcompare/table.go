@@ -78,6 +78,26 @@ func printTable(o *options, systems []system, res map[string]*result, load0, loa
 		}
 		return r.best.ServerCPUCores / r.best.DeliveredPerS * 1e6
 	}, "%.1f")
+	memRow := func(name string, f func(*result) float64) {
+		cells := []string{name}
+		for _, s := range systems {
+			if r := res[s.name]; r.idle != nil && r.joined != nil {
+				cells = append(cells, fmt.Sprintf("%.2f", f(r)))
+			} else {
+				cells = append(cells, "-")
+			}
+		}
+		if base.idle != nil && head.idle != nil {
+			cells = append(cells, ratio(f(head), f(base)), "-")
+		}
+		p(cells...)
+	}
+	if base.idle != nil {
+		memRow("idle heap KiB per conn (10,000)", func(r *result) float64 { return r.idle.HeapInusePerConn / 1024 })
+		memRow("idle RSS KiB per conn (10,000)", func(r *result) float64 { return r.idle.RSSPerConn / 1024 })
+		memRow("joined heap KB per conn (100 x 100)", func(r *result) float64 { return r.joined.heapPer / 1000 })
+		memRow("joined RSS KB per conn (100 x 100)", func(r *result) float64 { return r.joined.rssPer / 1000 })
+	}
 	_ = w.Flush()
 	fmt.Println()
 
