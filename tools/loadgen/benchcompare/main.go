@@ -104,8 +104,8 @@ type result struct {
 	best      *runResult // the highest passing fan-out step
 	sendCeil  *runResult
 	firstFail *runResult
-	idle      *idleRun // memory per idle connection (switchboard only)
-	joined    *memRun  // memory per joined connection (switchboard only)
+	idle      *memRun // memory per idle connection (switchboard only)
+	joined    *memRun // memory per joined connection (switchboard only)
 }
 
 func run(o *options) error {
@@ -200,9 +200,10 @@ const benchSecret = "bench-compare-secret"
 
 // server is a standalone switchboard started for the run.
 type server struct {
-	cmd  *exec.Cmd
-	addr string
-	log  *os.File
+	cmd   *exec.Cmd
+	addr  string
+	pprof string // net/http/pprof listener, to force a collection
+	log   *os.File
 }
 
 func startServer(o *options, sys system) (*server, error) {
@@ -220,8 +221,12 @@ func startServer(o *options, sys system) (*server, error) {
 	if err != nil {
 		return nil, err
 	}
+	pprof, err := freePort()
+	if err != nil {
+		return nil, err
+	}
 	cmd := exec.Command(sys.binary, "-listen", ws, "-nats-listen", nats, "-data-dir", dir, "-log-level", "warn",
-		"-max-upgrades-per-ip", "100000", "-max-connections-per-user", "100")
+		"-max-upgrades-per-ip", "100000", "-max-connections-per-user", "100", "-pprof-listen", pprof)
 	cmd.Env = append(os.Environ(),
 		"SWITCHBOARD_JWT_SECRET="+benchSecret,
 		"SWITCHBOARD_LIMITS=message:send=1000000/1s,default=1000000/1s")
@@ -229,7 +234,7 @@ func startServer(o *options, sys system) (*server, error) {
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
-	s := &server{cmd: cmd, addr: ws, log: logf}
+	s := &server{cmd: cmd, addr: ws, pprof: pprof, log: logf}
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		resp, err := http.Get("http://" + ws + "/readyz")

@@ -2,8 +2,8 @@ package main
 
 import (
 	"bufio"
-	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"strconv"
@@ -12,73 +12,78 @@ import (
 	"time"
 )
 
-// idleRun is loadgen's idle mode result, the part the table uses.
-type idleRun struct {
-	HeapInusePerConn float64 `json:"heap_inuse_bytes_per_conn"`
-	RSSPerConn       float64 `json:"rss_bytes_per_conn"`
-	Connected        int     `json:"-"`
-}
-
-// memRun is the server's memory growth while connections sat joined.
+// memRun is the server's heap and RSS growth per connection while
+// memConns connections were open, each read right after a forced garbage
+// collection (through the server's pprof listener), against the same
+// before they connected.
 type memRun struct {
-	conns     int
-	heapPer   float64 // peak heap in use over the baseline, per connection
-	rssPer    float64
-	delivered float64
+	heapPer, rssPer float64
 }
 
 const memConns = 10000
 
-func idleMemory(o *options, sys system, srv *server) (*idleRun, error) {
+// idleMemory holds 10,000 idle connections (loadgen -mode idle).
+func idleMemory(o *options, sys system, srv *server) (*memRun, error) {
 	args := []string{"-mode", "idle", "-url", "ws://" + srv.addr + "/ws", "-secret", benchSecret,
-		"-conns", strconv.Itoa(memConns), "-duration", "4s", "-settle", "3s", "-json", "-q"}
-	out, err := runRaw(o, sys.name+"-idle", args)
-	if err != nil {
-		return nil, err
+		"-conns", strconv.Itoa(memConns), "-duration", "6s", "-settle", "1s", "-json", "-q"}
+	m, err := measureMemory(o, srv, func() error {
+		_, err := runRaw(o, sys.name+"-idle", args)
+		return err
+	})
+	if err == nil {
+		fmt.Fprintf(os.Stderr, "  %-22s %d idle connections: heap in use %.2f KiB, RSS %.2f KiB per connection\n",
+			sys.name+"-idle", memConns, m.heapPer/1024, m.rssPer/1024)
 	}
-	var r idleRun
-	if err := json.Unmarshal(out, &r); err != nil {
-		return nil, fmt.Errorf("idle run: %w", err)
-	}
-	fmt.Fprintf(os.Stderr, "  %-22s %d idle connections: heap in use %.2f KiB, RSS %.2f KiB per connection\n",
-		sys.name+"-idle", memConns, r.HeapInusePerConn/1024, r.RSSPerConn/1024)
-	return &r, nil
+	return m, err
 }
 
 // joinedMemory runs 10,000 connections in 100 rooms of 100 at a light
-// load and samples the server's memory meanwhile.
+// load (2,000 deliveries/s).
 func joinedMemory(o *options, sys system, srv *server, lg func(string, int, int, float64) (*runResult, error)) (*memRun, error) {
-	metrics := "http://" + srv.addr + "/metrics"
-	base, err := scrape(metrics)
+	m, err := measureMemory(o, srv, func() error {
+		_, err := lg("joined", memConns, memConns/100, 20)
+		return err
+	})
+	if err == nil {
+		fmt.Fprintf(os.Stderr, "  %-22s %d joined connections: heap in use %.1f KB, RSS %.1f KB per connection\n",
+			sys.name+"-joined", memConns, m.heapPer/1000, m.rssPer/1000)
+	}
+	return m, err
+}
+
+// measureMemory runs load and samples the server every second while all
+// memConns connections are open; the last sample counts.
+func measureMemory(o *options, srv *server, load func() error) (*memRun, error) {
+	base, err := afterGC(srv)
 	if err != nil {
 		return nil, err
 	}
 	var mu sync.Mutex
-	peak := map[string]float64{}
+	var last map[string]float64
 	stop := make(chan struct{})
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		t := time.NewTicker(500 * time.Millisecond)
+		t := time.NewTicker(time.Second)
 		defer t.Stop()
 		for {
 			select {
 			case <-stop:
 				return
 			case <-t.C:
-				m, err := scrape(metrics)
-				if err != nil || m["switchboard_edge_connections"] < memConns {
+				m, err := scrape("http://" + srv.addr + "/metrics")
+				if err != nil || m["switchboard_edge_connections"]-base["switchboard_edge_connections"] < memConns {
 					continue
 				}
-				mu.Lock()
-				for k, v := range m {
-					peak[k] = max(peak[k], v)
+				if m, err = afterGC(srv); err == nil && m["switchboard_edge_connections"]-base["switchboard_edge_connections"] >= memConns {
+					mu.Lock()
+					last = m
+					mu.Unlock()
 				}
-				mu.Unlock()
 			}
 		}
 	}()
-	r, err := lg("joined", memConns, memConns/100, 20)
+	err = load()
 	close(stop)
 	<-done
 	if err != nil {
@@ -86,13 +91,24 @@ func joinedMemory(o *options, sys system, srv *server, lg func(string, int, int,
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	m := &memRun{conns: memConns, delivered: r.DeliveredPerS,
-		heapPer: (peak["go_memstats_heap_inuse_bytes"] - base["go_memstats_heap_inuse_bytes"]) / memConns,
-		rssPer:  (peak["process_resident_memory_bytes"] - base["process_resident_memory_bytes"]) / memConns,
+	if last == nil {
+		return nil, fmt.Errorf("the server never had %d more connections", memConns)
 	}
-	fmt.Fprintf(os.Stderr, "  %-22s %d joined connections: peak heap in use +%.1f KB, RSS +%.1f KB per connection\n",
-		sys.name+"-joined", memConns, m.heapPer/1000, m.rssPer/1000)
-	return m, nil
+	return &memRun{
+		heapPer: (last["go_memstats_heap_inuse_bytes"] - base["go_memstats_heap_inuse_bytes"]) / memConns,
+		rssPer:  (last["process_resident_memory_bytes"] - base["process_resident_memory_bytes"]) / memConns,
+	}, nil
+}
+
+// afterGC forces a collection in the server, then reads its metrics.
+func afterGC(srv *server) (map[string]float64, error) {
+	resp, err := http.Get("http://" + srv.pprof + "/debug/pprof/heap?gc=1")
+	if err != nil {
+		return nil, err
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return scrape("http://" + srv.addr + "/metrics")
 }
 
 // scrape reads a few gauges of a Prometheus page (summed over labels).

@@ -93,8 +93,8 @@ func printTable(o *options, systems []system, res map[string]*result, load0, loa
 		p(cells...)
 	}
 	if base.idle != nil {
-		memRow("idle heap KiB per conn (10,000)", func(r *result) float64 { return r.idle.HeapInusePerConn / 1024 })
-		memRow("idle RSS KiB per conn (10,000)", func(r *result) float64 { return r.idle.RSSPerConn / 1024 })
+		memRow("idle heap KiB per conn (10,000)", func(r *result) float64 { return r.idle.heapPer / 1024 })
+		memRow("idle RSS KiB per conn (10,000)", func(r *result) float64 { return r.idle.rssPer / 1024 })
 		memRow("joined heap KB per conn (100 x 100)", func(r *result) float64 { return r.joined.heapPer / 1000 })
 		memRow("joined RSS KB per conn (100 x 100)", func(r *result) float64 { return r.joined.rssPer / 1000 })
 	}
