@@ -6,7 +6,6 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/gobwas/ws"
@@ -57,13 +56,9 @@ type conn struct {
 	closing bool // a close frame is queued: nothing more is accepted
 	hurry   bool // closed for being slow: short write deadline
 
-	// Owned by the holder of the writing role (rawKnown sits in the
-	// padding after the bools above).
-	rawKnown bool            // raw was looked up
-	raw      syscall.RawConn // the descriptor, for writes that do not wait
-	// writeSince is when a blocking write (slowFlush) began, 0 when none
-	// is in progress: the janitor closes a socket stuck for WriteTimeout.
-	writeSince atomic.Int64
+	// Set once by the first holder of the writing role (writer.go); the
+	// janitor reads it.
+	wst atomic.Pointer[writeState]
 
 	// Guarded by remMu: the last conversations a membership change took this
 	// connection out of (room.deliver), so that the same event coming on

@@ -117,9 +117,10 @@ func (c *conn) writeFailed() {
 // is ended by the janitor (tick), one to a connection closed for being slow
 // by its deadline (hurryTimeout).
 func (c *conn) slowFlush(batch [][]byte, last bool) {
+	w := c.writeState()
 	for {
 		c.s.metrics.blocked.Inc()
-		c.writeSince.Store(time.Now().UnixNano())
+		w.since.Store(time.Now().UnixNano())
 		var err error
 		if len(batch) == 1 {
 			_, err = c.nc.Write(batch[0])
@@ -127,7 +128,7 @@ func (c *conn) slowFlush(batch [][]byte, last bool) {
 			bufs := net.Buffers(batch)
 			_, err = bufs.WriteTo(c.nc)
 		}
-		c.writeSince.Store(0)
+		w.since.Store(0)
 		if err != nil || last {
 			clear(batch)
 			c.writeFailed()
@@ -143,6 +144,10 @@ func (c *conn) slowFlush(batch [][]byte, last bool) {
 // stuck reports whether a blocking write began more than timeout before
 // now (unix nanos).
 func (c *conn) stuck(now int64, timeout time.Duration) bool {
-	since := c.writeSince.Load()
+	w := c.wst.Load()
+	if w == nil {
+		return false
+	}
+	since := w.since.Load()
 	return since != 0 && now-since > int64(timeout)
 }

@@ -2,6 +2,7 @@ package edge
 
 import (
 	"sync"
+	"sync/atomic"
 	"syscall"
 )
 
@@ -93,7 +94,7 @@ func (w *writer) run() {
 // larger.
 func (w *writer) flush(c *conn) {
 	batch, last := c.take()
-	rc := c.rawConn()
+	rc := c.writeState().raw
 	if rc == nil {
 		go c.slowFlush(batch, last) // no descriptor (TLS): blocking writes
 		return
@@ -168,16 +169,26 @@ func (w *writer) rawWrite(fd uintptr) bool {
 	return true
 }
 
-// rawConn is the socket's descriptor access, looked up once (nil when it
-// has none). Called by the holder of the writing role.
-func (c *conn) rawConn() syscall.RawConn {
-	if !c.rawKnown {
-		c.rawKnown = true
-		if sc, ok := c.nc.(syscall.Conn); ok {
-			if rc, err := sc.SyscallConn(); err == nil {
-				c.raw = rc
-			}
+// writeState is what a connection's writers keep, made once.
+type writeState struct {
+	raw syscall.RawConn // the descriptor, for writes that do not wait; nil: none (TLS)
+	// since is when a blocking write (slowFlush) began, 0 when none is in
+	// progress: the janitor closes a socket stuck for WriteTimeout.
+	since atomic.Int64
+}
+
+// writeState returns c's, making it the first time. Called by the holder
+// of the writing role.
+func (c *conn) writeState() *writeState {
+	if w := c.wst.Load(); w != nil {
+		return w
+	}
+	w := &writeState{}
+	if sc, ok := c.nc.(syscall.Conn); ok {
+		if rc, err := sc.SyscallConn(); err == nil {
+			w.raw = rc
 		}
 	}
-	return c.raw
+	c.wst.Store(w)
+	return w
 }

@@ -23,7 +23,7 @@ type writerRig struct {
 
 func newWriterRig(t *testing.T, cfg Config) *writerRig {
 	t.Helper()
-	cfg.Auth = AuthConfig{Secret: []byte("x")}
+	cfg.Auth = AuthConfig{Secret: testSecret}
 	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	s, err := New(natstest.Conn(t, natstest.Server(t)), cfg)
 	if err != nil {
@@ -80,7 +80,7 @@ func TestWriterWritesTheQueueAtOnce(t *testing.T) {
 	w := &writer{p: r.s.writers, buf: make([]byte, 0, writerBuffer), m: r.s.metrics}
 	w.fn = w.rawWrite
 	before := testutil.ToFloat64(r.s.metrics.writes)
-	rest, err := w.write(c.rawConn(), batch)
+	rest, err := w.write(c.writeState().raw, batch)
 	if err != nil || rest != nil {
 		t.Fatalf("write: rest %d frames, %v", len(rest), err)
 	}
@@ -110,7 +110,7 @@ func TestWriterReturnsWhatTheSocketDidNotTake(t *testing.T) {
 	w := &writer{p: r.s.writers, buf: make([]byte, 0, writerBuffer), m: r.s.metrics}
 	w.fn = w.rawWrite
 	start := time.Now()
-	rest, err := w.write(c.rawConn(), batch)
+	rest, err := w.write(c.writeState().raw, batch)
 	if err != nil || rest == nil {
 		t.Fatalf("write to a socket nobody reads: rest %v, err %v", rest != nil, err)
 	}
