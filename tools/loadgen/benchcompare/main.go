@@ -196,7 +196,7 @@ func measure(o *options, sys system) (*result, error) {
 	return res, nil
 }
 
-const benchSecret = "bench-compare-secret"
+const benchSecret = "bench-compare-secret-0123456789abcdef" // 32 bytes at least
 
 // server is a standalone switchboard started for the run.
 type server struct {
