@@ -158,7 +158,7 @@ func measure(o *options, sys system) (*result, error) {
 		case sys.serve == "nats-ws":
 			args = append(args, "-serve", sys.serve, "-url", "ws://"+srv.addr)
 		case srv != nil:
-			args = append(args, "-url", "ws://"+srv.addr+"/ws", "-secret", benchSecret)
+			args = append(args, "-url", "ws://"+srv.addr+"/ws", "-secret", benchSecret, "-metrics-url", srv.metrics)
 		default:
 			args = append(args, "-serve", sys.serve)
 		}
@@ -200,10 +200,17 @@ const benchSecret = "bench-compare-secret-0123456789abcdef" // 32 bytes at least
 
 // server is a standalone switchboard started for the run.
 type server struct {
-	cmd   *exec.Cmd
-	addr  string
-	pprof string // net/http/pprof listener, to force a collection
-	log   *os.File
+	cmd     *exec.Cmd
+	addr    string
+	pprof   string // net/http/pprof listener, to force a collection
+	metrics string // its /metrics URL
+	log     *os.File
+}
+
+// hasFlag reports whether binary's -h lists flag.
+func hasFlag(binary, flag string) bool {
+	out, _ := exec.Command(binary, "-h").CombinedOutput()
+	return strings.Contains(string(out), "-"+flag+" ")
 }
 
 func startServer(o *options, sys system) (*server, error) {
@@ -225,8 +232,19 @@ func startServer(o *options, sys system) (*server, error) {
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(sys.binary, "-listen", ws, "-nats-listen", nats, "-data-dir", dir, "-log-level", "warn",
-		"-max-upgrades-per-ip", "100000", "-max-connections-per-user", "100", "-pprof-listen", pprof)
+	args := []string{"-listen", ws, "-nats-listen", nats, "-data-dir", dir, "-log-level", "warn",
+		"-max-upgrades-per-ip", "100000", "-max-connections-per-user", "100", "-pprof-listen", pprof}
+	metrics := "http://" + ws + "/metrics"
+	if hasFlag(sys.binary, "metrics-listen") {
+		// Newer builds serve /metrics on a listener of their own.
+		ml, err := freePort()
+		if err != nil {
+			return nil, err
+		}
+		args = append(args, "-metrics-listen", ml)
+		metrics = "http://" + ml + "/metrics"
+	}
+	cmd := exec.Command(sys.binary, args...)
 	cmd.Env = append(os.Environ(),
 		"SWITCHBOARD_JWT_SECRET="+benchSecret,
 		"SWITCHBOARD_LIMITS=message:send=1000000/1s,default=1000000/1s")
@@ -234,7 +252,7 @@ func startServer(o *options, sys system) (*server, error) {
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
-	s := &server{cmd: cmd, addr: ws, pprof: pprof, log: logf}
+	s := &server{cmd: cmd, addr: ws, pprof: pprof, metrics: metrics, log: logf}
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		resp, err := http.Get("http://" + ws + "/readyz")

@@ -24,7 +24,7 @@ const memConns = 10000
 
 // idleMemory holds 10,000 idle connections (loadgen -mode idle).
 func idleMemory(o *options, sys system, srv *server) (*memRun, error) {
-	args := []string{"-mode", "idle", "-url", "ws://" + srv.addr + "/ws", "-secret", benchSecret,
+	args := []string{"-mode", "idle", "-url", "ws://" + srv.addr + "/ws", "-secret", benchSecret, "-metrics-url", srv.metrics,
 		"-conns", strconv.Itoa(memConns), "-duration", "6s", "-settle", "1s", "-json", "-q"}
 	m, err := measureMemory(o, srv, func() error {
 		_, err := runRaw(o, sys.name+"-idle", args)
@@ -54,6 +54,17 @@ func joinedMemory(o *options, sys system, srv *server, lg func(string, int, int,
 // measureMemory runs load and samples the server every second while all
 // memConns connections are open; the last sample counts.
 func measureMemory(o *options, srv *server, load func() error) (*memRun, error) {
+	// The connections of the run before are gone first.
+	for deadline := time.Now().Add(15 * time.Second); ; {
+		m, err := scrape(srv.metrics)
+		if err == nil && m["switchboard_edge_connections"] == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("connections of the run before still open 15s later (%v)", err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 	base, err := afterGC(srv)
 	if err != nil {
 		return nil, err
@@ -71,11 +82,11 @@ func measureMemory(o *options, srv *server, load func() error) (*memRun, error) 
 			case <-stop:
 				return
 			case <-t.C:
-				m, err := scrape("http://" + srv.addr + "/metrics")
-				if err != nil || m["switchboard_edge_connections"]-base["switchboard_edge_connections"] < memConns {
+				m, err := scrape(srv.metrics)
+				if err != nil || m["switchboard_edge_connections"] < memConns {
 					continue
 				}
-				if m, err = afterGC(srv); err == nil && m["switchboard_edge_connections"]-base["switchboard_edge_connections"] >= memConns {
+				if m, err = afterGC(srv); err == nil && m["switchboard_edge_connections"] >= memConns {
 					mu.Lock()
 					last = m
 					mu.Unlock()
@@ -92,7 +103,7 @@ func measureMemory(o *options, srv *server, load func() error) (*memRun, error) 
 	mu.Lock()
 	defer mu.Unlock()
 	if last == nil {
-		return nil, fmt.Errorf("the server never had %d more connections", memConns)
+		return nil, fmt.Errorf("the server never had %d connections", memConns)
 	}
 	return &memRun{
 		heapPer: (last["go_memstats_heap_inuse_bytes"] - base["go_memstats_heap_inuse_bytes"]) / memConns,
@@ -108,7 +119,7 @@ func afterGC(srv *server) (map[string]float64, error) {
 	}
 	_, _ = io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
-	return scrape("http://" + srv.addr + "/metrics")
+	return scrape(srv.metrics)
 }
 
 // scrape reads a few gauges of a Prometheus page (summed over labels).

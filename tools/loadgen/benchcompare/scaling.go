@@ -34,7 +34,7 @@ func scaling(o *options) error {
 	for _, sh := range shapes {
 		rooms := sh.conns / sh.members
 		rate := float64(delivered) / float64(sh.members)
-		args := []string{"-url", "ws://" + srv.addr + "/ws", "-secret", benchSecret,
+		args := []string{"-url", "ws://" + srv.addr + "/ws", "-secret", benchSecret, "-metrics-url", srv.metrics,
 			"-conns", fmt.Sprint(sh.conns), "-rooms", fmt.Sprint(rooms), "-rate", fmt.Sprint(rate),
 			"-duration", o.duration.String(), "-size", "100", "-drain", "5s", "-json", "-q"}
 		r, err := runLoadgen(o, fmt.Sprintf("scale-%d-%d", sh.conns, sh.members), args)
