@@ -72,12 +72,25 @@ func printTable(o *options, systems []system, res map[string]*result, load0, loa
 	row("send ceiling ack p50 ms", func(r *result) float64 { return r.sendCeil.Ack.P50 }, "%.2f")
 	row("light load p50 ms", func(r *result) float64 { return r.light.E2E.P50 }, "%.2f")
 	row("light load p99 ms", func(r *result) float64 { return r.light.E2E.P99 }, "%.2f")
-	row("server µs CPU per delivery (best step)", func(r *result) float64 {
-		if r.best == nil || r.best.ServerCPUCores < 0 || r.best.DeliveredPerS == 0 {
+	perUnit := func(r *runResult, n float64) float64 {
+		if r == nil || r.ServerCPUCores < 0 || n == 0 {
 			return 0
 		}
-		return r.best.ServerCPUCores / r.best.DeliveredPerS * 1e6
+		return r.ServerCPUCores / n * 1e6
+	}
+	row("server µs CPU per delivery (best step)", func(r *result) float64 {
+		if r.best == nil {
+			return 0
+		}
+		return perUnit(r.best, r.best.DeliveredPerS)
 	}, "%.1f")
+	row(fmt.Sprintf("server µs CPU per delivery at %.0f/s", o.ladder[0]), func(r *result) float64 {
+		if len(r.steps) == 0 {
+			return 0
+		}
+		return perUnit(r.steps[0], r.steps[0].DeliveredPerS)
+	}, "%.1f")
+	row("server µs CPU per acked send (send ceiling)", func(r *result) float64 { return perUnit(r.sendCeil, r.sendCeil.AckedPerSec) }, "%.0f")
 	memRow := func(name string, f func(*result) float64) {
 		cells := []string{name}
 		for _, s := range systems {
