@@ -54,7 +54,8 @@ func main() {
 	flag.StringVar(&o.out, "out", "", "directory for every run's JSON and the servers' logs (default: a temp dir)")
 	flag.DurationVar(&o.duration, "duration", 4*time.Second, "sending time of each run")
 	flag.Float64Var(&o.p99Limit, "p99", 50, "a fan-out step passes with e2e p99 under this many ms (and nothing missing, 95% of the offered rate delivered)")
-	flag.StringVar(&ladder, "ladder", "10000,15000,22500,34000,50000,76000,114000,170000,256000,384000", "fan-out steps, deliveries/s, tried in order until one fails")
+	flag.StringVar(&ladder, "ladder", "10000,15000,20000,25000,30000,40000,50000,60000,70000,85000,100000,120000,150000,200000,250000,300000",
+		"fan-out steps, deliveries/s, tried in order until one fails twice")
 	flag.Float64Var(&o.light, "light", 2000, "the light load, deliveries/s")
 	flag.Float64Var(&o.sendRate, "send-rate", 12000, "sends/s offered to 200 rooms of 1 member (the send ceiling)")
 	flag.BoolVar(&o.quick, "quick", false, "one step of each kind and no memory runs, for a smoke test")
@@ -173,6 +174,17 @@ func measure(o *options, sys system) (*result, error) {
 		r, err := lg(fmt.Sprintf("fanout-%.0f", d), 1000, 10, d/perRoom)
 		if err != nil {
 			return nil, err
+		}
+		if !r.passes(o.p99Limit) {
+			// Once more: on a shared machine one burst of other work
+			// fails a step by itself.
+			again, err := lg(fmt.Sprintf("fanout-%.0f-again", d), 1000, 10, d/perRoom)
+			if err != nil {
+				return nil, err
+			}
+			if again.passes(o.p99Limit) || again.E2E.P99 < r.E2E.P99 {
+				r = again
+			}
 		}
 		r.target = d
 		res.steps = append(res.steps, r)
