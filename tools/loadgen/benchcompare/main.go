@@ -37,7 +37,7 @@ type options struct {
 	p99Limit            float64 // ms
 	ladder              []float64
 	light               float64 // deliveries/s
-	sendRate            float64 // sends/s offered to 200 rooms of 1
+	sendLadder          []float64 // sends/s offered to 200 rooms of 1
 	quick               bool
 	scaling             bool
 }
@@ -57,17 +57,25 @@ func main() {
 	flag.StringVar(&ladder, "ladder", "10000,15000,20000,25000,30000,40000,50000,60000,70000,85000,100000,120000,150000,200000,250000,300000",
 		"fan-out steps, deliveries/s, tried in order until one fails twice")
 	flag.Float64Var(&o.light, "light", 2000, "the light load, deliveries/s")
-	flag.Float64Var(&o.sendRate, "send-rate", 12000, "sends/s offered to 200 rooms of 1 member (the send ceiling)")
+	var sendLadder string
+	flag.StringVar(&sendLadder, "send-ladder", "1000,2000,3000,4000,5000,6000,8000,10000,12000",
+		"sends/s offered to 200 rooms of 1 member, tried in order until one fails twice (the send ceiling: acked >= 95% of offered, ack p99 < 1 s)")
 	flag.BoolVar(&o.quick, "quick", false, "one step of each kind and no memory runs, for a smoke test")
 	flag.BoolVar(&o.scaling, "scaling", false, "also run the head alone over room sizes (10, 100, 1,000 members) and connections (1,000 to 19,000)")
 	flag.Parse()
-	for _, f := range strings.Split(ladder, ",") {
-		v, err := strconv.ParseFloat(strings.TrimSpace(f), 64)
-		if err != nil || v <= 0 {
-			fatal(fmt.Errorf("-ladder: %q", f))
+	parse := func(name, list string) []float64 {
+		var out []float64
+		for _, f := range strings.Split(list, ",") {
+			v, err := strconv.ParseFloat(strings.TrimSpace(f), 64)
+			if err != nil || v <= 0 {
+				fatal(fmt.Errorf("-%s: %q", name, f))
+			}
+			out = append(out, v)
 		}
-		o.ladder = append(o.ladder, v)
+		return out
 	}
+	o.ladder = parse("ladder", ladder)
+	o.sendLadder = parse("send-ladder", sendLadder)
 	if o.base == "" || o.head == "" || o.loadgen == "" {
 		fatal(errors.New("-base, -head and -loadgen are required"))
 	}
@@ -79,7 +87,7 @@ func main() {
 		o.out = d
 	}
 	if o.quick {
-		o.ladder = o.ladder[:1]
+		o.ladder, o.sendLadder = o.ladder[:1], o.sendLadder[:1]
 	}
 	if err := run(&o); err != nil {
 		fatal(err)
@@ -194,8 +202,25 @@ func measure(o *options, sys system) (*result, error) {
 		}
 		res.best = r
 	}
-	if res.sendCeil, err = lg("send", 200, 200, o.sendRate); err != nil {
-		return nil, err
+	for _, rate := range o.sendLadder {
+		r, err := lg(fmt.Sprintf("send-%.0f", rate), 200, 200, rate)
+		if err != nil {
+			return nil, err
+		}
+		if !r.sendPasses() {
+			again, err := lg(fmt.Sprintf("send-%.0f-again", rate), 200, 200, rate)
+			if err != nil {
+				return nil, err
+			}
+			r = again
+		}
+		if res.sendCeil == nil {
+			res.sendCeil = r // the first step stands in when none passes
+		}
+		if !r.sendPasses() {
+			break
+		}
+		res.sendCeil = r
 	}
 	if srv != nil && sys.serve == "" && !o.quick {
 		if res.idle, err = idleMemory(o, sys, srv); err != nil {
@@ -390,6 +415,11 @@ func runRaw(o *options, label string, args []string) ([]byte, error) {
 		return nil, fmt.Errorf("%s: loadgen %v: %v\n%s", label, args, err, stderr.String())
 	}
 	return stdout.Bytes(), nil
+}
+
+// sendPasses: the offered sends acked within the run (95%), ack p99 under 1 s.
+func (r *runResult) sendPasses() bool {
+	return r.Unanswered == 0 && r.ErrorReplies == 0 && r.AckedPerSec >= 0.95*r.Rate && r.Ack.P99 < 1000
 }
 
 func runLoadgen(o *options, label string, args []string) (*runResult, error) {

@@ -68,8 +68,8 @@ func printTable(o *options, systems []system, res map[string]*result, load0, loa
 		p(cells...)
 	}
 	row("best delivered/s, p99 < limit", best, "%.0f")
-	row("send ceiling acked/s (200 x 1)", func(r *result) float64 { return r.sendCeil.AckedPerSec }, "%.0f")
-	row("send ceiling ack p50 ms", func(r *result) float64 { return r.sendCeil.Ack.P50 }, "%.2f")
+	row("send ceiling acked/s (200 x 1, best step)", func(r *result) float64 { return r.sendCeil.AckedPerSec }, "%.0f")
+	row("send ceiling ack p99 ms", func(r *result) float64 { return r.sendCeil.Ack.P99 }, "%.2f")
 	row("light load p50 ms", func(r *result) float64 { return r.light.E2E.P50 }, "%.2f")
 	row("light load p99 ms", func(r *result) float64 { return r.light.E2E.P99 }, "%.2f")
 	perUnit := func(r *runResult, n float64) float64 {
@@ -90,7 +90,7 @@ func printTable(o *options, systems []system, res map[string]*result, load0, loa
 		}
 		return perUnit(r.steps[0], r.steps[0].DeliveredPerS)
 	}, "%.1f")
-	row("server µs CPU per acked send (send ceiling)", func(r *result) float64 { return perUnit(r.sendCeil, r.sendCeil.AckedPerSec) }, "%.0f")
+	row("server µs CPU per acked send (best send step)", func(r *result) float64 { return perUnit(r.sendCeil, r.sendCeil.AckedPerSec) }, "%.0f")
 	memRow := func(name string, f func(*result) float64) {
 		cells := []string{name}
 		for _, s := range systems {
