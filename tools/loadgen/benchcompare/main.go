@@ -36,7 +36,7 @@ type options struct {
 	duration            time.Duration
 	p99Limit            float64 // ms
 	ladder              []float64
-	light               float64 // deliveries/s
+	light               float64   // deliveries/s
 	sendLadder          []float64 // sends/s offered to 200 rooms of 1
 	quick               bool
 	scaling             bool
