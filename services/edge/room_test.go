@@ -65,7 +65,6 @@ func (rig *roomRig) socket(user string) *socket {
 	rig.t.Cleanup(func() { _ = client.Close(); _ = server.Close() })
 	c := &conn{s: rig.s, nc: server, seq: connSeq.Add(1), id: "conn-" + user, org: "acme", user: user,
 		rooms: map[string]*room{}, done: make(chan struct{})}
-	c.flushFn = c.flush
 	return &socket{c: c, client: client}
 }
 
