@@ -13,15 +13,7 @@ import (
 // accept authenticates an upgrade request and, if it passes, turns the
 // request's goroutine into the connection's reader.
 func (s *Server) accept(w http.ResponseWriter, r *http.Request) {
-	if s.draining.Load() {
-		http.Error(w, "draining", http.StatusServiceUnavailable)
-		return
-	}
-	if !s.admit.attempt(r) {
-		s.tooMany(w, r, "upgrade rate per address")
-		return
-	}
-	if !s.originAllowed(w, r) {
+	if !s.upgradeAllowed(w, r) {
 		return
 	}
 	token := bearer(r)
@@ -76,6 +68,22 @@ func (s *Server) originAllowed(w http.ResponseWriter, r *http.Request) bool {
 		return false
 	}
 	return true
+}
+
+// upgradeAllowed runs the checks every upgrade passes before its token,
+// at /ws and at /socket.io/ alike: not draining (503), the per-address
+// attempt rate (429), the Origin allow-list (403). It answers a refusal
+// itself.
+func (s *Server) upgradeAllowed(w http.ResponseWriter, r *http.Request) bool {
+	if s.draining.Load() {
+		http.Error(w, "draining", http.StatusServiceUnavailable)
+		return false
+	}
+	if !s.admit.attempt(r) {
+		s.tooMany(w, r, "upgrade rate per address")
+		return false
+	}
+	return s.originAllowed(w, r)
 }
 
 func (s *Server) refuse(w http.ResponseWriter, r *http.Request, label, why string) {

@@ -77,15 +77,7 @@ func (s *Server) acceptSocketIO(w http.ResponseWriter, r *http.Request) {
 		sioBadRequest(w, code, msg)
 		return
 	}
-	if s.draining.Load() {
-		http.Error(w, "draining", http.StatusServiceUnavailable)
-		return
-	}
-	if !s.admit.attempt(r) {
-		s.tooMany(w, r, "upgrade rate per address")
-		return
-	}
-	if !s.originAllowed(w, r) {
+	if !s.upgradeAllowed(w, r) {
 		return
 	}
 	nc, rw, _, err := ws.HTTPUpgrader{}.Upgrade(r, w)
