@@ -61,8 +61,11 @@ func (s *Service) create(ctx context.Context, req *chatv1.CreateConversationRequ
 // to MaxParticipants per user would make a change of n users cost n times
 // the list; their edges fetch the event once each, as one of them. A
 // removed user can no longer fetch it, and gets it whole (whole): a
-// removal tells one user.
+// removal tells one user. A small conversation's event is sent whole as
+// well: its copies cost about what the notices do, and no edge has to
+// fetch it as a user who may have been removed again meanwhile.
 func (s *Service) membershipChanged(ctx context.Context, org string, conv *chatv1.Conversation, notify []string, whole bool) error {
+	whole = whole || len(conv.Participants) <= wholeEventParticipants
 	ev := &chatv1.Event{
 		ConversationId: conv.ConversationId,
 		Body:           &chatv1.Event_ConversationUpdated{ConversationUpdated: &chatv1.ConversationUpdated{Participants: conv.Participants}},
@@ -79,6 +82,11 @@ func (s *Service) membershipChanged(ctx context.Context, org string, conv *chatv
 	s.publishUser(org, notify, ev)
 	return nil
 }
+
+// wholeEventParticipants is the largest conversation whose membership
+// events reach the users' subjects whole rather than as notices: 32 ids
+// of at most 64 bytes keep a copy near 2 KiB.
+const wholeEventParticipants = 32
 
 func (s *Service) add(ctx context.Context, req *chatv1.AddParticipantsRequest) (*chatv1.ParticipantsResponse, error) {
 	p := req.Principal
