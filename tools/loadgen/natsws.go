@@ -126,21 +126,10 @@ func runNATSWS(cfg *config) (*sendResult, error) {
 		}
 		return n
 	}
-	drainStart := time.Now()
-	last, lastChange := int64(-1), time.Now()
-	for time.Since(drainStart) < cfg.drain {
+	res.DrainSeconds = drain(cfg.drain, func() (int64, bool) {
 		del := st.delivered.Load()
-		if del >= expected() {
-			break
-		}
-		if del != last {
-			last, lastChange = del, time.Now()
-		} else if time.Since(lastChange) > 3*time.Second {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	res.DrainSeconds = time.Since(drainStart).Seconds()
+		return del, del >= expected()
+	})
 
 	secs := cfg.duration.Seconds()
 	res.Sent = st.sent.Load()

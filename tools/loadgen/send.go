@@ -231,7 +231,6 @@ func runSend(cfg *config, d *dialer) (*sendResult, error) {
 
 	// Drain: wait for outstanding acks and deliveries, until nothing moves
 	// for 3 s or the drain limit.
-	drainStart := time.Now()
 	expected := func() int64 {
 		var n int64
 		for _, c := range conns {
@@ -239,21 +238,11 @@ func runSend(cfg *config, d *dialer) (*sendResult, error) {
 		}
 		return n
 	}
-	last, lastChange := int64(-1), time.Now()
-	for time.Since(drainStart) < cfg.drain {
+	res.DrainSeconds = drain(cfg.drain, func() (int64, bool) {
 		answered := st.acked.Load() + st.replyErrs.Load()
 		del := st.delivered.Load()
-		if answered >= st.sent.Load() && del >= expected() {
-			break
-		}
-		if sum := answered + del; sum != last {
-			last, lastChange = sum, time.Now()
-		} else if time.Since(lastChange) > 3*time.Second {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	res.DrainSeconds = time.Since(drainStart).Seconds()
+		return answered + del, answered >= st.sent.Load() && del >= expected()
+	})
 
 	// Totals.
 	secs := cfg.duration.Seconds()
@@ -491,4 +480,25 @@ func closeMaps(st *stats) (map[string]int64, map[string]string) {
 		}
 	}
 	return codes, why
+}
+
+// drain waits, after the sending stopped, until state says everything
+// arrived, until its progress count has not moved for 3 s, or for at most
+// limit; it returns how long it waited in seconds.
+func drain(limit time.Duration, state func() (progress int64, done bool)) float64 {
+	start := time.Now()
+	last, lastChange := int64(-1), time.Now()
+	for time.Since(start) < limit {
+		progress, done := state()
+		if done {
+			break
+		}
+		if progress != last {
+			last, lastChange = progress, time.Now()
+		} else if time.Since(lastChange) > 3*time.Second {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return time.Since(start).Seconds()
 }
