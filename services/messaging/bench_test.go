@@ -6,6 +6,8 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/nats-io/nats.go"
+
 	"github.com/switchboard-chat/switchboard/kit/svc"
 	"github.com/switchboard-chat/switchboard/kit/testkit/natstest"
 	"github.com/switchboard-chat/switchboard/proto/chatv1"
@@ -16,13 +18,7 @@ import (
 // 100 participants' markers forward (a compare-and-set on chat_receipts
 // and a receipt event).
 func BenchmarkMarkRead(b *testing.B) {
-	ns := natstest.Server(b)
-	nc := natstest.Conn(b, ns)
-	s, err := New(context.Background(), nc, Config{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { _ = s.Stop(context.Background()) })
+	nc := benchService(b)
 	users := make([]string, 100)
 	for i := range users {
 		users[i] = fmt.Sprintf("u%d", i)
@@ -63,13 +59,7 @@ func BenchmarkMarkRead(b *testing.B) {
 // BenchmarkHistoryNewest200 measures the newest page of 200 events, read by
 // walking the prevSeq chain back one direct get per event.
 func BenchmarkHistoryNewest200(b *testing.B) {
-	ns := natstest.Server(b)
-	nc := natstest.Conn(b, ns)
-	s, err := New(context.Background(), nc, Config{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { _ = s.Stop(context.Background()) })
+	nc := benchService(b)
 	ctx := context.Background()
 	var created chatv1.CreateConversationResponse
 	if err := svc.Call(ctx, nc, names.Command(names.Messaging, "acme", names.ActionCreate),
@@ -90,4 +80,17 @@ func BenchmarkHistoryNewest200(b *testing.B) {
 			b.Fatalf("%d events (%v)", len(h.Events), err)
 		}
 	}
+}
+
+// benchService starts a nats-server and a messaging service on it and
+// returns a connection to send it commands.
+func benchService(b *testing.B) *nats.Conn {
+	b.Helper()
+	nc := natstest.Conn(b, natstest.Server(b))
+	s, err := New(context.Background(), nc, Config{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = s.Stop(context.Background()) })
+	return nc
 }

@@ -8,7 +8,6 @@ import (
 	"testing"
 
 	"github.com/switchboard-chat/switchboard/kit/svc"
-	"github.com/switchboard-chat/switchboard/kit/testkit/natstest"
 	"github.com/switchboard-chat/switchboard/proto/chatv1"
 	"github.com/switchboard-chat/switchboard/proto/names"
 )
@@ -16,13 +15,7 @@ import (
 // BenchmarkSend measures message:send through NATS from many senders at
 // once, each in a conversation of its own (the send ceiling's shape).
 func BenchmarkSend(b *testing.B) {
-	ns := natstest.Server(b)
-	nc := natstest.Conn(b, ns)
-	s, err := New(context.Background(), nc, Config{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { _ = s.Stop(context.Background()) })
+	nc := benchService(b)
 	ctx := context.Background()
 	const convs = 64
 	ids := make([]string, convs)
