@@ -22,7 +22,8 @@ const (
 )
 
 // Event is one conversation, user or presence event. Durable events
-// (message_new, message_edited, message_deleted, conversation_updated) are
+// (message_new, message_edited, message_deleted, message_reacted,
+// conversation_updated) are
 // stored in the CHAT_EVENTS stream with seq = 0 (the stream sequence is the
 // seq) and published on chat.evt.conv.<org>.<conversation> with seq set.
 type Event struct {
@@ -40,6 +41,8 @@ type Event struct {
 	//	*Event_Receipt
 	//	*Event_Presence
 	//	*Event_ConversationChanged
+	//	*Event_MessageReacted
+	//	*Event_ConversationActivity
 	Body          isEvent_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -175,6 +178,24 @@ func (x *Event) GetConversationChanged() *ConversationChanged {
 	return nil
 }
 
+func (x *Event) GetMessageReacted() *MessageReacted {
+	if x != nil {
+		if x, ok := x.Body.(*Event_MessageReacted); ok {
+			return x.MessageReacted
+		}
+	}
+	return nil
+}
+
+func (x *Event) GetConversationActivity() *ConversationActivity {
+	if x != nil {
+		if x, ok := x.Body.(*Event_ConversationActivity); ok {
+			return x.ConversationActivity
+		}
+	}
+	return nil
+}
+
 type isEvent_Body interface {
 	isEvent_Body()
 }
@@ -211,6 +232,14 @@ type Event_ConversationChanged struct {
 	ConversationChanged *ConversationChanged `protobuf:"bytes,17,opt,name=conversation_changed,json=conversationChanged,proto3,oneof"`
 }
 
+type Event_MessageReacted struct {
+	MessageReacted *MessageReacted `protobuf:"bytes,18,opt,name=message_reacted,json=messageReacted,proto3,oneof"`
+}
+
+type Event_ConversationActivity struct {
+	ConversationActivity *ConversationActivity `protobuf:"bytes,19,opt,name=conversation_activity,json=conversationActivity,proto3,oneof"`
+}
+
 func (*Event_MessageNew) isEvent_Body() {}
 
 func (*Event_MessageEdited) isEvent_Body() {}
@@ -227,13 +256,21 @@ func (*Event_Presence) isEvent_Body() {}
 
 func (*Event_ConversationChanged) isEvent_Body() {}
 
+func (*Event_MessageReacted) isEvent_Body() {}
+
+func (*Event_ConversationActivity) isEvent_Body() {}
+
 type MessageNew struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	MessageId     string                 `protobuf:"bytes,1,opt,name=message_id,json=messageId,proto3" json:"message_id,omitempty"`
-	SenderId      string                 `protobuf:"bytes,2,opt,name=sender_id,json=senderId,proto3" json:"sender_id,omitempty"`
-	Content       string                 `protobuf:"bytes,3,opt,name=content,proto3" json:"content,omitempty"`
-	ClientMsgId   string                 `protobuf:"bytes,4,opt,name=client_msg_id,json=clientMsgId,proto3" json:"client_msg_id,omitempty"`
-	CreatedAtMs   int64                  `protobuf:"varint,5,opt,name=created_at_ms,json=createdAtMs,proto3" json:"created_at_ms,omitempty"`
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	MessageId   string                 `protobuf:"bytes,1,opt,name=message_id,json=messageId,proto3" json:"message_id,omitempty"`
+	SenderId    string                 `protobuf:"bytes,2,opt,name=sender_id,json=senderId,proto3" json:"sender_id,omitempty"`
+	Content     string                 `protobuf:"bytes,3,opt,name=content,proto3" json:"content,omitempty"`
+	ClientMsgId string                 `protobuf:"bytes,4,opt,name=client_msg_id,json=clientMsgId,proto3" json:"client_msg_id,omitempty"`
+	CreatedAtMs int64                  `protobuf:"varint,5,opt,name=created_at_ms,json=createdAtMs,proto3" json:"created_at_ms,omitempty"`
+	// reply_to is the message_id of a message of the same conversation.
+	ReplyTo string `protobuf:"bytes,6,opt,name=reply_to,json=replyTo,proto3" json:"reply_to,omitempty"`
+	// attachments are files uploaded to this conversation (at most 10).
+	Attachments   []*Attachment `protobuf:"bytes,7,rep,name=attachments,proto3" json:"attachments,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -303,6 +340,240 @@ func (x *MessageNew) GetCreatedAtMs() int64 {
 	return 0
 }
 
+func (x *MessageNew) GetReplyTo() string {
+	if x != nil {
+		return x.ReplyTo
+	}
+	return ""
+}
+
+func (x *MessageNew) GetAttachments() []*Attachment {
+	if x != nil {
+		return x.Attachments
+	}
+	return nil
+}
+
+// Attachment describes a file of the chat_files object store attached to
+// a message.
+type Attachment struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	FileId        string                 `protobuf:"bytes,1,opt,name=file_id,json=fileId,proto3" json:"file_id,omitempty"`
+	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	Size          uint64                 `protobuf:"varint,3,opt,name=size,proto3" json:"size,omitempty"`
+	ContentType   string                 `protobuf:"bytes,4,opt,name=content_type,json=contentType,proto3" json:"content_type,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Attachment) Reset() {
+	*x = Attachment{}
+	mi := &file_switchboard_v1_events_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Attachment) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Attachment) ProtoMessage() {}
+
+func (x *Attachment) ProtoReflect() protoreflect.Message {
+	mi := &file_switchboard_v1_events_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Attachment.ProtoReflect.Descriptor instead.
+func (*Attachment) Descriptor() ([]byte, []int) {
+	return file_switchboard_v1_events_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *Attachment) GetFileId() string {
+	if x != nil {
+		return x.FileId
+	}
+	return ""
+}
+
+func (x *Attachment) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Attachment) GetSize() uint64 {
+	if x != nil {
+		return x.Size
+	}
+	return 0
+}
+
+func (x *Attachment) GetContentType() string {
+	if x != nil {
+		return x.ContentType
+	}
+	return ""
+}
+
+// MessageReacted adds (on) or removes (!on) one emoji of user_id on a
+// message.
+type MessageReacted struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	MessageId     string                 `protobuf:"bytes,1,opt,name=message_id,json=messageId,proto3" json:"message_id,omitempty"`
+	UserId        string                 `protobuf:"bytes,2,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	Emoji         string                 `protobuf:"bytes,3,opt,name=emoji,proto3" json:"emoji,omitempty"`
+	On            bool                   `protobuf:"varint,4,opt,name=on,proto3" json:"on,omitempty"`
+	ReactedAtMs   int64                  `protobuf:"varint,5,opt,name=reacted_at_ms,json=reactedAtMs,proto3" json:"reacted_at_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MessageReacted) Reset() {
+	*x = MessageReacted{}
+	mi := &file_switchboard_v1_events_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MessageReacted) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MessageReacted) ProtoMessage() {}
+
+func (x *MessageReacted) ProtoReflect() protoreflect.Message {
+	mi := &file_switchboard_v1_events_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MessageReacted.ProtoReflect.Descriptor instead.
+func (*MessageReacted) Descriptor() ([]byte, []int) {
+	return file_switchboard_v1_events_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *MessageReacted) GetMessageId() string {
+	if x != nil {
+		return x.MessageId
+	}
+	return ""
+}
+
+func (x *MessageReacted) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *MessageReacted) GetEmoji() string {
+	if x != nil {
+		return x.Emoji
+	}
+	return ""
+}
+
+func (x *MessageReacted) GetOn() bool {
+	if x != nil {
+		return x.On
+	}
+	return false
+}
+
+func (x *MessageReacted) GetReactedAtMs() int64 {
+	if x != nil {
+		return x.ReactedAtMs
+	}
+	return 0
+}
+
+// ConversationActivity tells a participant's connections that did not join
+// the conversation that a message arrived (Event.seq is 0; last_seq is the
+// message's seq).
+type ConversationActivity struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	LastSeq  uint64                 `protobuf:"varint,1,opt,name=last_seq,json=lastSeq,proto3" json:"last_seq,omitempty"`
+	SenderId string                 `protobuf:"bytes,2,opt,name=sender_id,json=senderId,proto3" json:"sender_id,omitempty"`
+	// preview is the message's content cut to 200 characters.
+	Preview       string `protobuf:"bytes,3,opt,name=preview,proto3" json:"preview,omitempty"`
+	CreatedAtMs   int64  `protobuf:"varint,4,opt,name=created_at_ms,json=createdAtMs,proto3" json:"created_at_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ConversationActivity) Reset() {
+	*x = ConversationActivity{}
+	mi := &file_switchboard_v1_events_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConversationActivity) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConversationActivity) ProtoMessage() {}
+
+func (x *ConversationActivity) ProtoReflect() protoreflect.Message {
+	mi := &file_switchboard_v1_events_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConversationActivity.ProtoReflect.Descriptor instead.
+func (*ConversationActivity) Descriptor() ([]byte, []int) {
+	return file_switchboard_v1_events_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *ConversationActivity) GetLastSeq() uint64 {
+	if x != nil {
+		return x.LastSeq
+	}
+	return 0
+}
+
+func (x *ConversationActivity) GetSenderId() string {
+	if x != nil {
+		return x.SenderId
+	}
+	return ""
+}
+
+func (x *ConversationActivity) GetPreview() string {
+	if x != nil {
+		return x.Preview
+	}
+	return ""
+}
+
+func (x *ConversationActivity) GetCreatedAtMs() int64 {
+	if x != nil {
+		return x.CreatedAtMs
+	}
+	return 0
+}
+
 type MessageEdited struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	MessageId     string                 `protobuf:"bytes,1,opt,name=message_id,json=messageId,proto3" json:"message_id,omitempty"`
@@ -315,7 +586,7 @@ type MessageEdited struct {
 
 func (x *MessageEdited) Reset() {
 	*x = MessageEdited{}
-	mi := &file_switchboard_v1_events_proto_msgTypes[2]
+	mi := &file_switchboard_v1_events_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -327,7 +598,7 @@ func (x *MessageEdited) String() string {
 func (*MessageEdited) ProtoMessage() {}
 
 func (x *MessageEdited) ProtoReflect() protoreflect.Message {
-	mi := &file_switchboard_v1_events_proto_msgTypes[2]
+	mi := &file_switchboard_v1_events_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -340,7 +611,7 @@ func (x *MessageEdited) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MessageEdited.ProtoReflect.Descriptor instead.
 func (*MessageEdited) Descriptor() ([]byte, []int) {
-	return file_switchboard_v1_events_proto_rawDescGZIP(), []int{2}
+	return file_switchboard_v1_events_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *MessageEdited) GetMessageId() string {
@@ -382,7 +653,7 @@ type MessageDeleted struct {
 
 func (x *MessageDeleted) Reset() {
 	*x = MessageDeleted{}
-	mi := &file_switchboard_v1_events_proto_msgTypes[3]
+	mi := &file_switchboard_v1_events_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -394,7 +665,7 @@ func (x *MessageDeleted) String() string {
 func (*MessageDeleted) ProtoMessage() {}
 
 func (x *MessageDeleted) ProtoReflect() protoreflect.Message {
-	mi := &file_switchboard_v1_events_proto_msgTypes[3]
+	mi := &file_switchboard_v1_events_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -407,7 +678,7 @@ func (x *MessageDeleted) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MessageDeleted.ProtoReflect.Descriptor instead.
 func (*MessageDeleted) Descriptor() ([]byte, []int) {
-	return file_switchboard_v1_events_proto_rawDescGZIP(), []int{3}
+	return file_switchboard_v1_events_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *MessageDeleted) GetMessageId() string {
@@ -440,7 +711,7 @@ type ConversationUpdated struct {
 
 func (x *ConversationUpdated) Reset() {
 	*x = ConversationUpdated{}
-	mi := &file_switchboard_v1_events_proto_msgTypes[4]
+	mi := &file_switchboard_v1_events_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -452,7 +723,7 @@ func (x *ConversationUpdated) String() string {
 func (*ConversationUpdated) ProtoMessage() {}
 
 func (x *ConversationUpdated) ProtoReflect() protoreflect.Message {
-	mi := &file_switchboard_v1_events_proto_msgTypes[4]
+	mi := &file_switchboard_v1_events_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -465,7 +736,7 @@ func (x *ConversationUpdated) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConversationUpdated.ProtoReflect.Descriptor instead.
 func (*ConversationUpdated) Descriptor() ([]byte, []int) {
-	return file_switchboard_v1_events_proto_rawDescGZIP(), []int{4}
+	return file_switchboard_v1_events_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ConversationUpdated) GetParticipants() []string {
@@ -490,7 +761,7 @@ type ConversationChanged struct {
 
 func (x *ConversationChanged) Reset() {
 	*x = ConversationChanged{}
-	mi := &file_switchboard_v1_events_proto_msgTypes[5]
+	mi := &file_switchboard_v1_events_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -502,7 +773,7 @@ func (x *ConversationChanged) String() string {
 func (*ConversationChanged) ProtoMessage() {}
 
 func (x *ConversationChanged) ProtoReflect() protoreflect.Message {
-	mi := &file_switchboard_v1_events_proto_msgTypes[5]
+	mi := &file_switchboard_v1_events_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -515,7 +786,7 @@ func (x *ConversationChanged) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConversationChanged.ProtoReflect.Descriptor instead.
 func (*ConversationChanged) Descriptor() ([]byte, []int) {
-	return file_switchboard_v1_events_proto_rawDescGZIP(), []int{5}
+	return file_switchboard_v1_events_proto_rawDescGZIP(), []int{8}
 }
 
 type Typing struct {
@@ -531,7 +802,7 @@ type Typing struct {
 
 func (x *Typing) Reset() {
 	*x = Typing{}
-	mi := &file_switchboard_v1_events_proto_msgTypes[6]
+	mi := &file_switchboard_v1_events_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -543,7 +814,7 @@ func (x *Typing) String() string {
 func (*Typing) ProtoMessage() {}
 
 func (x *Typing) ProtoReflect() protoreflect.Message {
-	mi := &file_switchboard_v1_events_proto_msgTypes[6]
+	mi := &file_switchboard_v1_events_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -556,7 +827,7 @@ func (x *Typing) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Typing.ProtoReflect.Descriptor instead.
 func (*Typing) Descriptor() ([]byte, []int) {
-	return file_switchboard_v1_events_proto_rawDescGZIP(), []int{6}
+	return file_switchboard_v1_events_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Typing) GetUserId() string {
@@ -591,7 +862,7 @@ type Receipt struct {
 
 func (x *Receipt) Reset() {
 	*x = Receipt{}
-	mi := &file_switchboard_v1_events_proto_msgTypes[7]
+	mi := &file_switchboard_v1_events_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -603,7 +874,7 @@ func (x *Receipt) String() string {
 func (*Receipt) ProtoMessage() {}
 
 func (x *Receipt) ProtoReflect() protoreflect.Message {
-	mi := &file_switchboard_v1_events_proto_msgTypes[7]
+	mi := &file_switchboard_v1_events_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -616,7 +887,7 @@ func (x *Receipt) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Receipt.ProtoReflect.Descriptor instead.
 func (*Receipt) Descriptor() ([]byte, []int) {
-	return file_switchboard_v1_events_proto_rawDescGZIP(), []int{7}
+	return file_switchboard_v1_events_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Receipt) GetUserId() string {
@@ -653,7 +924,7 @@ type Presence struct {
 
 func (x *Presence) Reset() {
 	*x = Presence{}
-	mi := &file_switchboard_v1_events_proto_msgTypes[8]
+	mi := &file_switchboard_v1_events_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -665,7 +936,7 @@ func (x *Presence) String() string {
 func (*Presence) ProtoMessage() {}
 
 func (x *Presence) ProtoReflect() protoreflect.Message {
-	mi := &file_switchboard_v1_events_proto_msgTypes[8]
+	mi := &file_switchboard_v1_events_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -678,7 +949,7 @@ func (x *Presence) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Presence.ProtoReflect.Descriptor instead.
 func (*Presence) Descriptor() ([]byte, []int) {
-	return file_switchboard_v1_events_proto_rawDescGZIP(), []int{8}
+	return file_switchboard_v1_events_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Presence) GetUserId() string {
@@ -706,7 +977,7 @@ var File_switchboard_v1_events_proto protoreflect.FileDescriptor
 
 const file_switchboard_v1_events_proto_rawDesc = "" +
 	"\n" +
-	"\x1bswitchboard/v1/events.proto\x12\x0eswitchboard.v1\"\x8a\x05\n" +
+	"\x1bswitchboard/v1/events.proto\x12\x0eswitchboard.v1\"\xb2\x06\n" +
 	"\x05Event\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12\x19\n" +
 	"\bprev_seq\x18\x02 \x01(\x04R\aprevSeq\x12'\n" +
@@ -720,8 +991,10 @@ const file_switchboard_v1_events_proto_rawDesc = "" +
 	"\x06typing\x18\x0e \x01(\v2\x16.switchboard.v1.TypingH\x00R\x06typing\x123\n" +
 	"\areceipt\x18\x0f \x01(\v2\x17.switchboard.v1.ReceiptH\x00R\areceipt\x126\n" +
 	"\bpresence\x18\x10 \x01(\v2\x18.switchboard.v1.PresenceH\x00R\bpresence\x12X\n" +
-	"\x14conversation_changed\x18\x11 \x01(\v2#.switchboard.v1.ConversationChangedH\x00R\x13conversationChangedB\x06\n" +
-	"\x04body\"\xaa\x01\n" +
+	"\x14conversation_changed\x18\x11 \x01(\v2#.switchboard.v1.ConversationChangedH\x00R\x13conversationChanged\x12I\n" +
+	"\x0fmessage_reacted\x18\x12 \x01(\v2\x1e.switchboard.v1.MessageReactedH\x00R\x0emessageReacted\x12[\n" +
+	"\x15conversation_activity\x18\x13 \x01(\v2$.switchboard.v1.ConversationActivityH\x00R\x14conversationActivityB\x06\n" +
+	"\x04body\"\x83\x02\n" +
 	"\n" +
 	"MessageNew\x12\x1d\n" +
 	"\n" +
@@ -729,7 +1002,27 @@ const file_switchboard_v1_events_proto_rawDesc = "" +
 	"\tsender_id\x18\x02 \x01(\tR\bsenderId\x12\x18\n" +
 	"\acontent\x18\x03 \x01(\tR\acontent\x12\"\n" +
 	"\rclient_msg_id\x18\x04 \x01(\tR\vclientMsgId\x12\"\n" +
-	"\rcreated_at_ms\x18\x05 \x01(\x03R\vcreatedAtMs\"\x87\x01\n" +
+	"\rcreated_at_ms\x18\x05 \x01(\x03R\vcreatedAtMs\x12\x19\n" +
+	"\breply_to\x18\x06 \x01(\tR\areplyTo\x12<\n" +
+	"\vattachments\x18\a \x03(\v2\x1a.switchboard.v1.AttachmentR\vattachments\"p\n" +
+	"\n" +
+	"Attachment\x12\x17\n" +
+	"\afile_id\x18\x01 \x01(\tR\x06fileId\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\x12\n" +
+	"\x04size\x18\x03 \x01(\x04R\x04size\x12!\n" +
+	"\fcontent_type\x18\x04 \x01(\tR\vcontentType\"\x92\x01\n" +
+	"\x0eMessageReacted\x12\x1d\n" +
+	"\n" +
+	"message_id\x18\x01 \x01(\tR\tmessageId\x12\x17\n" +
+	"\auser_id\x18\x02 \x01(\tR\x06userId\x12\x14\n" +
+	"\x05emoji\x18\x03 \x01(\tR\x05emoji\x12\x0e\n" +
+	"\x02on\x18\x04 \x01(\bR\x02on\x12\"\n" +
+	"\rreacted_at_ms\x18\x05 \x01(\x03R\vreactedAtMs\"\x8c\x01\n" +
+	"\x14ConversationActivity\x12\x19\n" +
+	"\blast_seq\x18\x01 \x01(\x04R\alastSeq\x12\x1b\n" +
+	"\tsender_id\x18\x02 \x01(\tR\bsenderId\x12\x18\n" +
+	"\apreview\x18\x03 \x01(\tR\apreview\x12\"\n" +
+	"\rcreated_at_ms\x18\x04 \x01(\x03R\vcreatedAtMs\"\x87\x01\n" +
 	"\rMessageEdited\x12\x1d\n" +
 	"\n" +
 	"message_id\x18\x01 \x01(\tR\tmessageId\x12\x1b\n" +
@@ -772,32 +1065,38 @@ func file_switchboard_v1_events_proto_rawDescGZIP() []byte {
 	return file_switchboard_v1_events_proto_rawDescData
 }
 
-var file_switchboard_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
+var file_switchboard_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
 var file_switchboard_v1_events_proto_goTypes = []any{
-	(*Event)(nil),               // 0: switchboard.v1.Event
-	(*MessageNew)(nil),          // 1: switchboard.v1.MessageNew
-	(*MessageEdited)(nil),       // 2: switchboard.v1.MessageEdited
-	(*MessageDeleted)(nil),      // 3: switchboard.v1.MessageDeleted
-	(*ConversationUpdated)(nil), // 4: switchboard.v1.ConversationUpdated
-	(*ConversationChanged)(nil), // 5: switchboard.v1.ConversationChanged
-	(*Typing)(nil),              // 6: switchboard.v1.Typing
-	(*Receipt)(nil),             // 7: switchboard.v1.Receipt
-	(*Presence)(nil),            // 8: switchboard.v1.Presence
+	(*Event)(nil),                // 0: switchboard.v1.Event
+	(*MessageNew)(nil),           // 1: switchboard.v1.MessageNew
+	(*Attachment)(nil),           // 2: switchboard.v1.Attachment
+	(*MessageReacted)(nil),       // 3: switchboard.v1.MessageReacted
+	(*ConversationActivity)(nil), // 4: switchboard.v1.ConversationActivity
+	(*MessageEdited)(nil),        // 5: switchboard.v1.MessageEdited
+	(*MessageDeleted)(nil),       // 6: switchboard.v1.MessageDeleted
+	(*ConversationUpdated)(nil),  // 7: switchboard.v1.ConversationUpdated
+	(*ConversationChanged)(nil),  // 8: switchboard.v1.ConversationChanged
+	(*Typing)(nil),               // 9: switchboard.v1.Typing
+	(*Receipt)(nil),              // 10: switchboard.v1.Receipt
+	(*Presence)(nil),             // 11: switchboard.v1.Presence
 }
 var file_switchboard_v1_events_proto_depIdxs = []int32{
-	1, // 0: switchboard.v1.Event.message_new:type_name -> switchboard.v1.MessageNew
-	2, // 1: switchboard.v1.Event.message_edited:type_name -> switchboard.v1.MessageEdited
-	3, // 2: switchboard.v1.Event.message_deleted:type_name -> switchboard.v1.MessageDeleted
-	4, // 3: switchboard.v1.Event.conversation_updated:type_name -> switchboard.v1.ConversationUpdated
-	6, // 4: switchboard.v1.Event.typing:type_name -> switchboard.v1.Typing
-	7, // 5: switchboard.v1.Event.receipt:type_name -> switchboard.v1.Receipt
-	8, // 6: switchboard.v1.Event.presence:type_name -> switchboard.v1.Presence
-	5, // 7: switchboard.v1.Event.conversation_changed:type_name -> switchboard.v1.ConversationChanged
-	8, // [8:8] is the sub-list for method output_type
-	8, // [8:8] is the sub-list for method input_type
-	8, // [8:8] is the sub-list for extension type_name
-	8, // [8:8] is the sub-list for extension extendee
-	0, // [0:8] is the sub-list for field type_name
+	1,  // 0: switchboard.v1.Event.message_new:type_name -> switchboard.v1.MessageNew
+	5,  // 1: switchboard.v1.Event.message_edited:type_name -> switchboard.v1.MessageEdited
+	6,  // 2: switchboard.v1.Event.message_deleted:type_name -> switchboard.v1.MessageDeleted
+	7,  // 3: switchboard.v1.Event.conversation_updated:type_name -> switchboard.v1.ConversationUpdated
+	9,  // 4: switchboard.v1.Event.typing:type_name -> switchboard.v1.Typing
+	10, // 5: switchboard.v1.Event.receipt:type_name -> switchboard.v1.Receipt
+	11, // 6: switchboard.v1.Event.presence:type_name -> switchboard.v1.Presence
+	8,  // 7: switchboard.v1.Event.conversation_changed:type_name -> switchboard.v1.ConversationChanged
+	3,  // 8: switchboard.v1.Event.message_reacted:type_name -> switchboard.v1.MessageReacted
+	4,  // 9: switchboard.v1.Event.conversation_activity:type_name -> switchboard.v1.ConversationActivity
+	2,  // 10: switchboard.v1.MessageNew.attachments:type_name -> switchboard.v1.Attachment
+	11, // [11:11] is the sub-list for method output_type
+	11, // [11:11] is the sub-list for method input_type
+	11, // [11:11] is the sub-list for extension type_name
+	11, // [11:11] is the sub-list for extension extendee
+	0,  // [0:11] is the sub-list for field type_name
 }
 
 func init() { file_switchboard_v1_events_proto_init() }
@@ -814,6 +1113,8 @@ func file_switchboard_v1_events_proto_init() {
 		(*Event_Receipt)(nil),
 		(*Event_Presence)(nil),
 		(*Event_ConversationChanged)(nil),
+		(*Event_MessageReacted)(nil),
+		(*Event_ConversationActivity)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -821,7 +1122,7 @@ func file_switchboard_v1_events_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_switchboard_v1_events_proto_rawDesc), len(file_switchboard_v1_events_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   9,
+			NumMessages:   12,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

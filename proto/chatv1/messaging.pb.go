@@ -464,8 +464,13 @@ type ConversationSummary struct {
 	LastSeq          uint64   `protobuf:"varint,4,opt,name=last_seq,json=lastSeq,proto3" json:"last_seq,omitempty"`
 	Read             uint64   `protobuf:"varint,5,opt,name=read,proto3" json:"read,omitempty"`
 	ParticipantCount uint32   `protobuf:"varint,6,opt,name=participant_count,json=participantCount,proto3" json:"participant_count,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// unread counts message_new events from others after read, up to 100.
+	Unread uint32 `protobuf:"varint,7,opt,name=unread,proto3" json:"unread,omitempty"`
+	// last_message is absent when the conversation holds no message that
+	// was not deleted.
+	LastMessage   *LastMessage `protobuf:"bytes,8,opt,name=last_message,json=lastMessage,proto3" json:"last_message,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ConversationSummary) Reset() {
@@ -538,6 +543,20 @@ func (x *ConversationSummary) GetParticipantCount() uint32 {
 		return x.ParticipantCount
 	}
 	return 0
+}
+
+func (x *ConversationSummary) GetUnread() uint32 {
+	if x != nil {
+		return x.Unread
+	}
+	return 0
+}
+
+func (x *ConversationSummary) GetLastMessage() *LastMessage {
+	if x != nil {
+		return x.LastMessage
+	}
+	return nil
 }
 
 // A list page ends early when the next conversation would not fit in the
@@ -967,8 +986,12 @@ type SendRequest struct {
 	ConversationId string                 `protobuf:"bytes,2,opt,name=conversation_id,json=conversationId,proto3" json:"conversation_id,omitempty"`
 	Content        string                 `protobuf:"bytes,3,opt,name=content,proto3" json:"content,omitempty"`
 	ClientMsgId    string                 `protobuf:"bytes,4,opt,name=client_msg_id,json=clientMsgId,proto3" json:"client_msg_id,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// reply_to: a message_id of the same conversation, or empty.
+	ReplyTo string `protobuf:"bytes,5,opt,name=reply_to,json=replyTo,proto3" json:"reply_to,omitempty"`
+	// attachments: file ids uploaded by the caller to this conversation.
+	Attachments   []string `protobuf:"bytes,6,rep,name=attachments,proto3" json:"attachments,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *SendRequest) Reset() {
@@ -1027,6 +1050,20 @@ func (x *SendRequest) GetClientMsgId() string {
 		return x.ClientMsgId
 	}
 	return ""
+}
+
+func (x *SendRequest) GetReplyTo() string {
+	if x != nil {
+		return x.ReplyTo
+	}
+	return ""
+}
+
+func (x *SendRequest) GetAttachments() []string {
+	if x != nil {
+		return x.Attachments
+	}
+	return nil
 }
 
 type SendResponse struct {
@@ -1627,6 +1664,404 @@ func (x *TypingResponse) GetError() *Error {
 	return nil
 }
 
+// action "react"
+type ReactRequest struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	Principal      *Principal             `protobuf:"bytes,1,opt,name=principal,proto3" json:"principal,omitempty"`
+	ConversationId string                 `protobuf:"bytes,2,opt,name=conversation_id,json=conversationId,proto3" json:"conversation_id,omitempty"`
+	MessageId      string                 `protobuf:"bytes,3,opt,name=message_id,json=messageId,proto3" json:"message_id,omitempty"`
+	Emoji          string                 `protobuf:"bytes,4,opt,name=emoji,proto3" json:"emoji,omitempty"`
+	On             bool                   `protobuf:"varint,5,opt,name=on,proto3" json:"on,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *ReactRequest) Reset() {
+	*x = ReactRequest{}
+	mi := &file_switchboard_v1_messaging_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReactRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReactRequest) ProtoMessage() {}
+
+func (x *ReactRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_switchboard_v1_messaging_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReactRequest.ProtoReflect.Descriptor instead.
+func (*ReactRequest) Descriptor() ([]byte, []int) {
+	return file_switchboard_v1_messaging_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *ReactRequest) GetPrincipal() *Principal {
+	if x != nil {
+		return x.Principal
+	}
+	return nil
+}
+
+func (x *ReactRequest) GetConversationId() string {
+	if x != nil {
+		return x.ConversationId
+	}
+	return ""
+}
+
+func (x *ReactRequest) GetMessageId() string {
+	if x != nil {
+		return x.MessageId
+	}
+	return ""
+}
+
+func (x *ReactRequest) GetEmoji() string {
+	if x != nil {
+		return x.Emoji
+	}
+	return ""
+}
+
+func (x *ReactRequest) GetOn() bool {
+	if x != nil {
+		return x.On
+	}
+	return false
+}
+
+type ReactResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Error         *Error                 `protobuf:"bytes,1,opt,name=error,proto3" json:"error,omitempty"`
+	Changed       bool                   `protobuf:"varint,2,opt,name=changed,proto3" json:"changed,omitempty"`
+	Seq           uint64                 `protobuf:"varint,3,opt,name=seq,proto3" json:"seq,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReactResponse) Reset() {
+	*x = ReactResponse{}
+	mi := &file_switchboard_v1_messaging_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReactResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReactResponse) ProtoMessage() {}
+
+func (x *ReactResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_switchboard_v1_messaging_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReactResponse.ProtoReflect.Descriptor instead.
+func (*ReactResponse) Descriptor() ([]byte, []int) {
+	return file_switchboard_v1_messaging_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *ReactResponse) GetError() *Error {
+	if x != nil {
+		return x.Error
+	}
+	return nil
+}
+
+func (x *ReactResponse) GetChanged() bool {
+	if x != nil {
+		return x.Changed
+	}
+	return false
+}
+
+func (x *ReactResponse) GetSeq() uint64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+// action "reactions"
+type ReactionsRequest struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	Principal      *Principal             `protobuf:"bytes,1,opt,name=principal,proto3" json:"principal,omitempty"`
+	ConversationId string                 `protobuf:"bytes,2,opt,name=conversation_id,json=conversationId,proto3" json:"conversation_id,omitempty"`
+	MessageIds     []string               `protobuf:"bytes,3,rep,name=message_ids,json=messageIds,proto3" json:"message_ids,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *ReactionsRequest) Reset() {
+	*x = ReactionsRequest{}
+	mi := &file_switchboard_v1_messaging_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReactionsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReactionsRequest) ProtoMessage() {}
+
+func (x *ReactionsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_switchboard_v1_messaging_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReactionsRequest.ProtoReflect.Descriptor instead.
+func (*ReactionsRequest) Descriptor() ([]byte, []int) {
+	return file_switchboard_v1_messaging_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *ReactionsRequest) GetPrincipal() *Principal {
+	if x != nil {
+		return x.Principal
+	}
+	return nil
+}
+
+func (x *ReactionsRequest) GetConversationId() string {
+	if x != nil {
+		return x.ConversationId
+	}
+	return ""
+}
+
+func (x *ReactionsRequest) GetMessageIds() []string {
+	if x != nil {
+		return x.MessageIds
+	}
+	return nil
+}
+
+// Reaction is one emoji on one message: how many reacted, up to 20 of
+// them, and whether the caller did.
+type Reaction struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	MessageId     string                 `protobuf:"bytes,1,opt,name=message_id,json=messageId,proto3" json:"message_id,omitempty"`
+	Emoji         string                 `protobuf:"bytes,2,opt,name=emoji,proto3" json:"emoji,omitempty"`
+	Count         uint32                 `protobuf:"varint,3,opt,name=count,proto3" json:"count,omitempty"`
+	UserIds       []string               `protobuf:"bytes,4,rep,name=user_ids,json=userIds,proto3" json:"user_ids,omitempty"`
+	Me            bool                   `protobuf:"varint,5,opt,name=me,proto3" json:"me,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Reaction) Reset() {
+	*x = Reaction{}
+	mi := &file_switchboard_v1_messaging_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Reaction) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Reaction) ProtoMessage() {}
+
+func (x *Reaction) ProtoReflect() protoreflect.Message {
+	mi := &file_switchboard_v1_messaging_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Reaction.ProtoReflect.Descriptor instead.
+func (*Reaction) Descriptor() ([]byte, []int) {
+	return file_switchboard_v1_messaging_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *Reaction) GetMessageId() string {
+	if x != nil {
+		return x.MessageId
+	}
+	return ""
+}
+
+func (x *Reaction) GetEmoji() string {
+	if x != nil {
+		return x.Emoji
+	}
+	return ""
+}
+
+func (x *Reaction) GetCount() uint32 {
+	if x != nil {
+		return x.Count
+	}
+	return 0
+}
+
+func (x *Reaction) GetUserIds() []string {
+	if x != nil {
+		return x.UserIds
+	}
+	return nil
+}
+
+func (x *Reaction) GetMe() bool {
+	if x != nil {
+		return x.Me
+	}
+	return false
+}
+
+type ReactionsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Error         *Error                 `protobuf:"bytes,1,opt,name=error,proto3" json:"error,omitempty"`
+	Reactions     []*Reaction            `protobuf:"bytes,2,rep,name=reactions,proto3" json:"reactions,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReactionsResponse) Reset() {
+	*x = ReactionsResponse{}
+	mi := &file_switchboard_v1_messaging_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReactionsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReactionsResponse) ProtoMessage() {}
+
+func (x *ReactionsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_switchboard_v1_messaging_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReactionsResponse.ProtoReflect.Descriptor instead.
+func (*ReactionsResponse) Descriptor() ([]byte, []int) {
+	return file_switchboard_v1_messaging_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *ReactionsResponse) GetError() *Error {
+	if x != nil {
+		return x.Error
+	}
+	return nil
+}
+
+func (x *ReactionsResponse) GetReactions() []*Reaction {
+	if x != nil {
+		return x.Reactions
+	}
+	return nil
+}
+
+// LastMessage is a conversation summary's newest message not deleted.
+type LastMessage struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	MessageId string                 `protobuf:"bytes,1,opt,name=message_id,json=messageId,proto3" json:"message_id,omitempty"`
+	SenderId  string                 `protobuf:"bytes,2,opt,name=sender_id,json=senderId,proto3" json:"sender_id,omitempty"`
+	// content is cut to 200 characters.
+	Content       string `protobuf:"bytes,3,opt,name=content,proto3" json:"content,omitempty"`
+	CreatedAtMs   int64  `protobuf:"varint,4,opt,name=created_at_ms,json=createdAtMs,proto3" json:"created_at_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LastMessage) Reset() {
+	*x = LastMessage{}
+	mi := &file_switchboard_v1_messaging_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LastMessage) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LastMessage) ProtoMessage() {}
+
+func (x *LastMessage) ProtoReflect() protoreflect.Message {
+	mi := &file_switchboard_v1_messaging_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LastMessage.ProtoReflect.Descriptor instead.
+func (*LastMessage) Descriptor() ([]byte, []int) {
+	return file_switchboard_v1_messaging_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *LastMessage) GetMessageId() string {
+	if x != nil {
+		return x.MessageId
+	}
+	return ""
+}
+
+func (x *LastMessage) GetSenderId() string {
+	if x != nil {
+		return x.SenderId
+	}
+	return ""
+}
+
+func (x *LastMessage) GetContent() string {
+	if x != nil {
+		return x.Content
+	}
+	return ""
+}
+
+func (x *LastMessage) GetCreatedAtMs() int64 {
+	if x != nil {
+		return x.CreatedAtMs
+	}
+	return 0
+}
+
 var File_switchboard_v1_messaging_proto protoreflect.FileDescriptor
 
 const file_switchboard_v1_messaging_proto_rawDesc = "" +
@@ -1661,14 +2096,16 @@ const file_switchboard_v1_messaging_proto_rawDesc = "" +
 	"\x18ListConversationsRequest\x127\n" +
 	"\tprincipal\x18\x01 \x01(\v2\x19.switchboard.v1.PrincipalR\tprincipal\x12\x14\n" +
 	"\x05limit\x18\x02 \x01(\rR\x05limit\x12\x16\n" +
-	"\x06cursor\x18\x03 \x01(\tR\x06cursor\"\xd4\x01\n" +
+	"\x06cursor\x18\x03 \x01(\tR\x06cursor\"\xac\x02\n" +
 	"\x13ConversationSummary\x12'\n" +
 	"\x0fconversation_id\x18\x01 \x01(\tR\x0econversationId\x12\x14\n" +
 	"\x05title\x18\x02 \x01(\tR\x05title\x12\"\n" +
 	"\fparticipants\x18\x03 \x03(\tR\fparticipants\x12\x19\n" +
 	"\blast_seq\x18\x04 \x01(\x04R\alastSeq\x12\x12\n" +
 	"\x04read\x18\x05 \x01(\x04R\x04read\x12+\n" +
-	"\x11participant_count\x18\x06 \x01(\rR\x10participantCount\"\xab\x01\n" +
+	"\x11participant_count\x18\x06 \x01(\rR\x10participantCount\x12\x16\n" +
+	"\x06unread\x18\a \x01(\rR\x06unread\x12>\n" +
+	"\flast_message\x18\b \x01(\v2\x1b.switchboard.v1.LastMessageR\vlastMessage\"\xab\x01\n" +
 	"\x19ListConversationsResponse\x12+\n" +
 	"\x05error\x18\x01 \x01(\v2\x15.switchboard.v1.ErrorR\x05error\x12I\n" +
 	"\rconversations\x18\x02 \x03(\v2#.switchboard.v1.ConversationSummaryR\rconversations\x12\x16\n" +
@@ -1704,12 +2141,14 @@ const file_switchboard_v1_messaging_proto_rawDesc = "" +
 	"\x0fHistoryResponse\x12+\n" +
 	"\x05error\x18\x01 \x01(\v2\x15.switchboard.v1.ErrorR\x05error\x12-\n" +
 	"\x06events\x18\x02 \x03(\v2\x15.switchboard.v1.EventR\x06events\x12\x19\n" +
-	"\bhas_more\x18\x03 \x01(\bR\ahasMore\"\xad\x01\n" +
+	"\bhas_more\x18\x03 \x01(\bR\ahasMore\"\xea\x01\n" +
 	"\vSendRequest\x127\n" +
 	"\tprincipal\x18\x01 \x01(\v2\x19.switchboard.v1.PrincipalR\tprincipal\x12'\n" +
 	"\x0fconversation_id\x18\x02 \x01(\tR\x0econversationId\x12\x18\n" +
 	"\acontent\x18\x03 \x01(\tR\acontent\x12\"\n" +
-	"\rclient_msg_id\x18\x04 \x01(\tR\vclientMsgId\"\xae\x01\n" +
+	"\rclient_msg_id\x18\x04 \x01(\tR\vclientMsgId\x12\x19\n" +
+	"\breply_to\x18\x05 \x01(\tR\areplyTo\x12 \n" +
+	"\vattachments\x18\x06 \x03(\tR\vattachments\"\xae\x01\n" +
 	"\fSendResponse\x12+\n" +
 	"\x05error\x18\x01 \x01(\v2\x15.switchboard.v1.ErrorR\x05error\x12\x1d\n" +
 	"\n" +
@@ -1752,7 +2191,39 @@ const file_switchboard_v1_messaging_proto_rawDesc = "" +
 	"\x0fconversation_id\x18\x02 \x01(\tR\x0econversationId\x12\x1b\n" +
 	"\tis_typing\x18\x03 \x01(\bR\bisTyping\"=\n" +
 	"\x0eTypingResponse\x12+\n" +
-	"\x05error\x18\x01 \x01(\v2\x15.switchboard.v1.ErrorR\x05errorB=Z;github.com/switchboard-chat/switchboard/proto/chatv1;chatv1b\x06proto3"
+	"\x05error\x18\x01 \x01(\v2\x15.switchboard.v1.ErrorR\x05error\"\xb5\x01\n" +
+	"\fReactRequest\x127\n" +
+	"\tprincipal\x18\x01 \x01(\v2\x19.switchboard.v1.PrincipalR\tprincipal\x12'\n" +
+	"\x0fconversation_id\x18\x02 \x01(\tR\x0econversationId\x12\x1d\n" +
+	"\n" +
+	"message_id\x18\x03 \x01(\tR\tmessageId\x12\x14\n" +
+	"\x05emoji\x18\x04 \x01(\tR\x05emoji\x12\x0e\n" +
+	"\x02on\x18\x05 \x01(\bR\x02on\"h\n" +
+	"\rReactResponse\x12+\n" +
+	"\x05error\x18\x01 \x01(\v2\x15.switchboard.v1.ErrorR\x05error\x12\x18\n" +
+	"\achanged\x18\x02 \x01(\bR\achanged\x12\x10\n" +
+	"\x03seq\x18\x03 \x01(\x04R\x03seq\"\x95\x01\n" +
+	"\x10ReactionsRequest\x127\n" +
+	"\tprincipal\x18\x01 \x01(\v2\x19.switchboard.v1.PrincipalR\tprincipal\x12'\n" +
+	"\x0fconversation_id\x18\x02 \x01(\tR\x0econversationId\x12\x1f\n" +
+	"\vmessage_ids\x18\x03 \x03(\tR\n" +
+	"messageIds\"\x80\x01\n" +
+	"\bReaction\x12\x1d\n" +
+	"\n" +
+	"message_id\x18\x01 \x01(\tR\tmessageId\x12\x14\n" +
+	"\x05emoji\x18\x02 \x01(\tR\x05emoji\x12\x14\n" +
+	"\x05count\x18\x03 \x01(\rR\x05count\x12\x19\n" +
+	"\buser_ids\x18\x04 \x03(\tR\auserIds\x12\x0e\n" +
+	"\x02me\x18\x05 \x01(\bR\x02me\"x\n" +
+	"\x11ReactionsResponse\x12+\n" +
+	"\x05error\x18\x01 \x01(\v2\x15.switchboard.v1.ErrorR\x05error\x126\n" +
+	"\treactions\x18\x02 \x03(\v2\x18.switchboard.v1.ReactionR\treactions\"\x87\x01\n" +
+	"\vLastMessage\x12\x1d\n" +
+	"\n" +
+	"message_id\x18\x01 \x01(\tR\tmessageId\x12\x1b\n" +
+	"\tsender_id\x18\x02 \x01(\tR\bsenderId\x12\x18\n" +
+	"\acontent\x18\x03 \x01(\tR\acontent\x12\"\n" +
+	"\rcreated_at_ms\x18\x04 \x01(\x03R\vcreatedAtMsB=Z;github.com/switchboard-chat/switchboard/proto/chatv1;chatv1b\x06proto3"
 
 var (
 	file_switchboard_v1_messaging_proto_rawDescOnce sync.Once
@@ -1766,7 +2237,7 @@ func file_switchboard_v1_messaging_proto_rawDescGZIP() []byte {
 	return file_switchboard_v1_messaging_proto_rawDescData
 }
 
-var file_switchboard_v1_messaging_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
+var file_switchboard_v1_messaging_proto_msgTypes = make([]protoimpl.MessageInfo, 31)
 var file_switchboard_v1_messaging_proto_goTypes = []any{
 	(*Conversation)(nil),               // 0: switchboard.v1.Conversation
 	(*CreateConversationRequest)(nil),  // 1: switchboard.v1.CreateConversationRequest
@@ -1793,42 +2264,54 @@ var file_switchboard_v1_messaging_proto_goTypes = []any{
 	(*MarkResponse)(nil),               // 22: switchboard.v1.MarkResponse
 	(*TypingRequest)(nil),              // 23: switchboard.v1.TypingRequest
 	(*TypingResponse)(nil),             // 24: switchboard.v1.TypingResponse
-	(*Principal)(nil),                  // 25: switchboard.v1.Principal
-	(*Error)(nil),                      // 26: switchboard.v1.Error
-	(*Event)(nil),                      // 27: switchboard.v1.Event
+	(*ReactRequest)(nil),               // 25: switchboard.v1.ReactRequest
+	(*ReactResponse)(nil),              // 26: switchboard.v1.ReactResponse
+	(*ReactionsRequest)(nil),           // 27: switchboard.v1.ReactionsRequest
+	(*Reaction)(nil),                   // 28: switchboard.v1.Reaction
+	(*ReactionsResponse)(nil),          // 29: switchboard.v1.ReactionsResponse
+	(*LastMessage)(nil),                // 30: switchboard.v1.LastMessage
+	(*Principal)(nil),                  // 31: switchboard.v1.Principal
+	(*Error)(nil),                      // 32: switchboard.v1.Error
+	(*Event)(nil),                      // 33: switchboard.v1.Event
 }
 var file_switchboard_v1_messaging_proto_depIdxs = []int32{
-	25, // 0: switchboard.v1.CreateConversationRequest.principal:type_name -> switchboard.v1.Principal
-	26, // 1: switchboard.v1.CreateConversationResponse.error:type_name -> switchboard.v1.Error
-	25, // 2: switchboard.v1.AddParticipantsRequest.principal:type_name -> switchboard.v1.Principal
-	25, // 3: switchboard.v1.RemoveParticipantRequest.principal:type_name -> switchboard.v1.Principal
-	26, // 4: switchboard.v1.ParticipantsResponse.error:type_name -> switchboard.v1.Error
-	25, // 5: switchboard.v1.ListConversationsRequest.principal:type_name -> switchboard.v1.Principal
-	26, // 6: switchboard.v1.ListConversationsResponse.error:type_name -> switchboard.v1.Error
-	7,  // 7: switchboard.v1.ListConversationsResponse.conversations:type_name -> switchboard.v1.ConversationSummary
-	25, // 8: switchboard.v1.JoinRequest.principal:type_name -> switchboard.v1.Principal
-	26, // 9: switchboard.v1.JoinResponse.error:type_name -> switchboard.v1.Error
-	0,  // 10: switchboard.v1.JoinResponse.conversation:type_name -> switchboard.v1.Conversation
-	10, // 11: switchboard.v1.JoinResponse.receipts:type_name -> switchboard.v1.ReceiptState
-	27, // 12: switchboard.v1.JoinResponse.missed:type_name -> switchboard.v1.Event
-	25, // 13: switchboard.v1.HistoryRequest.principal:type_name -> switchboard.v1.Principal
-	26, // 14: switchboard.v1.HistoryResponse.error:type_name -> switchboard.v1.Error
-	27, // 15: switchboard.v1.HistoryResponse.events:type_name -> switchboard.v1.Event
-	25, // 16: switchboard.v1.SendRequest.principal:type_name -> switchboard.v1.Principal
-	26, // 17: switchboard.v1.SendResponse.error:type_name -> switchboard.v1.Error
-	25, // 18: switchboard.v1.EditRequest.principal:type_name -> switchboard.v1.Principal
-	26, // 19: switchboard.v1.EditResponse.error:type_name -> switchboard.v1.Error
-	25, // 20: switchboard.v1.DeleteRequest.principal:type_name -> switchboard.v1.Principal
-	26, // 21: switchboard.v1.DeleteResponse.error:type_name -> switchboard.v1.Error
-	25, // 22: switchboard.v1.MarkRequest.principal:type_name -> switchboard.v1.Principal
-	26, // 23: switchboard.v1.MarkResponse.error:type_name -> switchboard.v1.Error
-	25, // 24: switchboard.v1.TypingRequest.principal:type_name -> switchboard.v1.Principal
-	26, // 25: switchboard.v1.TypingResponse.error:type_name -> switchboard.v1.Error
-	26, // [26:26] is the sub-list for method output_type
-	26, // [26:26] is the sub-list for method input_type
-	26, // [26:26] is the sub-list for extension type_name
-	26, // [26:26] is the sub-list for extension extendee
-	0,  // [0:26] is the sub-list for field type_name
+	31, // 0: switchboard.v1.CreateConversationRequest.principal:type_name -> switchboard.v1.Principal
+	32, // 1: switchboard.v1.CreateConversationResponse.error:type_name -> switchboard.v1.Error
+	31, // 2: switchboard.v1.AddParticipantsRequest.principal:type_name -> switchboard.v1.Principal
+	31, // 3: switchboard.v1.RemoveParticipantRequest.principal:type_name -> switchboard.v1.Principal
+	32, // 4: switchboard.v1.ParticipantsResponse.error:type_name -> switchboard.v1.Error
+	31, // 5: switchboard.v1.ListConversationsRequest.principal:type_name -> switchboard.v1.Principal
+	30, // 6: switchboard.v1.ConversationSummary.last_message:type_name -> switchboard.v1.LastMessage
+	32, // 7: switchboard.v1.ListConversationsResponse.error:type_name -> switchboard.v1.Error
+	7,  // 8: switchboard.v1.ListConversationsResponse.conversations:type_name -> switchboard.v1.ConversationSummary
+	31, // 9: switchboard.v1.JoinRequest.principal:type_name -> switchboard.v1.Principal
+	32, // 10: switchboard.v1.JoinResponse.error:type_name -> switchboard.v1.Error
+	0,  // 11: switchboard.v1.JoinResponse.conversation:type_name -> switchboard.v1.Conversation
+	10, // 12: switchboard.v1.JoinResponse.receipts:type_name -> switchboard.v1.ReceiptState
+	33, // 13: switchboard.v1.JoinResponse.missed:type_name -> switchboard.v1.Event
+	31, // 14: switchboard.v1.HistoryRequest.principal:type_name -> switchboard.v1.Principal
+	32, // 15: switchboard.v1.HistoryResponse.error:type_name -> switchboard.v1.Error
+	33, // 16: switchboard.v1.HistoryResponse.events:type_name -> switchboard.v1.Event
+	31, // 17: switchboard.v1.SendRequest.principal:type_name -> switchboard.v1.Principal
+	32, // 18: switchboard.v1.SendResponse.error:type_name -> switchboard.v1.Error
+	31, // 19: switchboard.v1.EditRequest.principal:type_name -> switchboard.v1.Principal
+	32, // 20: switchboard.v1.EditResponse.error:type_name -> switchboard.v1.Error
+	31, // 21: switchboard.v1.DeleteRequest.principal:type_name -> switchboard.v1.Principal
+	32, // 22: switchboard.v1.DeleteResponse.error:type_name -> switchboard.v1.Error
+	31, // 23: switchboard.v1.MarkRequest.principal:type_name -> switchboard.v1.Principal
+	32, // 24: switchboard.v1.MarkResponse.error:type_name -> switchboard.v1.Error
+	31, // 25: switchboard.v1.TypingRequest.principal:type_name -> switchboard.v1.Principal
+	32, // 26: switchboard.v1.TypingResponse.error:type_name -> switchboard.v1.Error
+	31, // 27: switchboard.v1.ReactRequest.principal:type_name -> switchboard.v1.Principal
+	32, // 28: switchboard.v1.ReactResponse.error:type_name -> switchboard.v1.Error
+	31, // 29: switchboard.v1.ReactionsRequest.principal:type_name -> switchboard.v1.Principal
+	32, // 30: switchboard.v1.ReactionsResponse.error:type_name -> switchboard.v1.Error
+	28, // 31: switchboard.v1.ReactionsResponse.reactions:type_name -> switchboard.v1.Reaction
+	32, // [32:32] is the sub-list for method output_type
+	32, // [32:32] is the sub-list for method input_type
+	32, // [32:32] is the sub-list for extension type_name
+	32, // [32:32] is the sub-list for extension extendee
+	0,  // [0:32] is the sub-list for field type_name
 }
 
 func init() { file_switchboard_v1_messaging_proto_init() }
@@ -1846,7 +2329,7 @@ func file_switchboard_v1_messaging_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_switchboard_v1_messaging_proto_rawDesc), len(file_switchboard_v1_messaging_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   25,
+			NumMessages:   31,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
