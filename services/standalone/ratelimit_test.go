@@ -65,14 +65,21 @@ func hasLabelValue(m *dto.Metric, v string) bool {
 // is set out of the way, it is not what this test is about.)
 func TestLimitHoldsAcrossConnectionsEdgesAndInstances(t *testing.T) {
 	set := limitSet(t, "message:send=30/1h,default=100000/1s")
-	f := start(t, func(c *Config) { c.Edge.Limits = set; c.Edge.InvalidFrameLimit = 1000 })
+	// A loaded machine must not make the edge fall back to its own
+	// per-connection buckets (after RateLimitTimeout): the test is about
+	// the shared ones.
+	f := start(t, func(c *Config) {
+		c.Edge.Limits = set
+		c.Edge.InvalidFrameLimit = 1000
+		c.Edge.RateLimitTimeout = 5 * time.Second
+	})
 	nc := f.natsAs(natsauth.RateLimit)
 	second, err := ratelimit.New(context.Background(), nc, ratelimit.Config{Limits: set, Logger: testLogger()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = second.Stop(context.Background()) })
-	f2 := serveEdge(t, f, f.natsAs(natsauth.Edge), edge.Config{Limits: set, InvalidFrameLimit: 1000})
+	f2 := serveEdge(t, f, f.natsAs(natsauth.Edge), edge.Config{Limits: set, InvalidFrameLimit: 1000, RateLimitTimeout: 5 * time.Second})
 
 	conns := []*client{f.dial("acme", "alice"), f.dial("acme", "alice"), f2.dial("acme", "alice")}
 	conv := conns[0].create("bob")
