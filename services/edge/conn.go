@@ -17,10 +17,14 @@ var connSeq atomic.Uint64
 
 // conn is one client WebSocket.
 //
-// Its reader reads frames and runs commands one at a time in the order they
-// came, holding rmu, which owns the fields marked "owned by the reader": on
-// Linux a goroutine started by the poller when the socket is readable
-// (ready), elsewhere a goroutine for the connection's life (readAll). Its
+// Its reader reads frames, holding rmu, which owns the fields marked
+// "owned by the reader": on Linux a goroutine started by the poller when
+// the socket is readable (ready), elsewhere a goroutine for the
+// connection's life (readAll). It checks each command in the order they
+// came and hands it to its lane (lanes.go): commands of one conversation
+// run one at a time in that order, others side by side, at most
+// MaxCommandsInFlight at once, on goroutines that end with their lane's
+// work; the state they share is guarded by cmu. Its
 // queued frames are written by one of the edge's writers (writer.go), or by
 // a goroutine of its own while its socket cannot take them (slowFlush):
 // whoever holds the writing role. An idle polled connection has no
@@ -42,10 +46,21 @@ type conn struct {
 	lastPing   int64         // owned by the janitor
 
 	// Owned by the reader (rmu).
-	rooms    map[string]*room        // joined conversations by id
-	failures window                  // authentication and authorization failures
-	invalid  window                  // invalid and refused commands
-	buckets  map[string]*localBucket // rate limits while the service is down
+	buckets map[string]*localBucket // rate limits while the service is down
+
+	// Guarded by cmu: the commands in flight (lanes.go) and what they
+	// share. cmu comes right after rmu in the lock order and is held only
+	// for map and counter updates (and room.has, under mayJoinAnother).
+	cmu       sync.Mutex
+	inflight  int32            // commands dispatched and not yet answered
+	joining   int32            // joins of conversations not in rooms, in flight
+	stopped   bool             // the connection ends: no command starts
+	lanes     map[string]*lane // lanes with a command running
+	wake      chan struct{}    // closed when a command ends, if somebody waits
+	endReason string           // why a command's reply closed the connection
+	rooms     map[string]*room // joined conversations by id
+	failures  window           // authentication and authorization failures
+	invalid   window           // invalid and refused commands
 
 	// Guarded by qmu: the send queue.
 	qmu     sync.Mutex
@@ -179,6 +194,9 @@ func (c *conn) finish(reason string) {
 		c.rmu.Lock()
 		defer c.rmu.Unlock()
 		s := c.s
+		if why := c.stopCommands(); why != "" {
+			reason = why
+		}
 		c.leaveAll()
 		s.hub.removeUser(c)
 		s.conns.remove(c)
@@ -202,7 +220,7 @@ func (c *conn) step() string {
 	case nil:
 		return ""
 	case *closeError:
-		c.close(e.code, e.reason, false)
+		c.endWith(e)
 		c.waitClosed()
 		return e.reason
 	default:

@@ -149,28 +149,28 @@ func (c *conn) join(ctx context.Context, cmd command) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	if c.rooms[d.ConversationID] == nil && !c.mayJoinAnother() {
+	conv := d.ConversationID
+	counted, ok := c.joinSlot(conv)
+	if !ok {
 		return nil, errs.New(errs.CodeConflict, "at most %d conversations joined per connection: leave one first", c.s.cfg.MaxJoinsPerConnection)
 	}
-	r, err := c.s.hub.acquire(c, d.ConversationID)
+	r, err := c.s.hub.acquire(c, conv)
 	if err != nil {
+		c.joinEnded(conv, nil, counted)
 		return nil, err
 	}
 	var resp chatv1.JoinResponse
 	err = c.call(ctx, names.Messaging, names.ActionJoin, &chatv1.JoinRequest{
-		Principal: c.principal(), ConversationId: d.ConversationID, SinceSeq: d.SinceSeq,
+		Principal: c.principal(), ConversationId: conv, SinceSeq: d.SinceSeq,
 	}, &resp)
 	if err != nil {
 		c.s.hub.release(c, r)
-		if old := c.rooms[d.ConversationID]; old == r {
-			delete(c.rooms, d.ConversationID)
-		}
+		c.joinFailed(conv, r, counted)
 		return nil, err
 	}
-	if old := c.rooms[d.ConversationID]; old != nil && old != r {
+	if old := c.joinEnded(conv, r, counted); old != nil && old != r {
 		c.s.hub.release(c, old)
 	}
-	c.rooms[d.ConversationID] = r
 	var ack []byte
 	if cmd.ID != "" {
 		a := c.joinAck(&resp)
@@ -184,11 +184,58 @@ func (c *conn) join(ctx context.Context, cmd command) (any, error) {
 	return nil, errReplied
 }
 
+// joinSlot takes a place among the conversations c has joined for a join
+// of conv, which counted says to give back with joinEnded; ok is false at
+// MaxJoinsPerConnection, counting the joins in flight. Joins of one
+// conversation run one at a time (its lane), those of others meanwhile.
+func (c *conn) joinSlot(conv string) (counted, ok bool) {
+	c.cmu.Lock()
+	defer c.cmu.Unlock()
+	if c.rooms[conv] != nil {
+		return false, true
+	}
+	if !c.mayJoinAnother() {
+		return false, false
+	}
+	c.joining++
+	return true, true
+}
+
+// joinEnded records the end of a join of conv: r is its room (nil when
+// the join failed before it had one); it returns the room c was in before.
+func (c *conn) joinEnded(conv string, r *room, counted bool) (old *room) {
+	c.cmu.Lock()
+	defer c.cmu.Unlock()
+	if counted {
+		c.joining--
+	}
+	old = c.rooms[conv]
+	if r != nil {
+		c.rooms[conv] = r
+	}
+	return old
+}
+
+// joinFailed records a join of conv that failed after it entered r (and
+// was taken out again): c is no longer in r.
+func (c *conn) joinFailed(conv string, r *room, counted bool) {
+	c.cmu.Lock()
+	defer c.cmu.Unlock()
+	if counted {
+		c.joining--
+	}
+	if c.rooms[conv] == r {
+		delete(c.rooms, conv)
+	}
+}
+
 // mayJoinAnother reports whether c is under MaxJoinsPerConnection. At the
 // cap it first forgets the rooms a membership change took it out of: those
-// no longer count, and the client need not leave them.
+// no longer count, and the client need not leave them. Called with cmu
+// held.
 func (c *conn) mayJoinAnother() bool {
-	if len(c.rooms) < c.s.cfg.MaxJoinsPerConnection {
+	limit := c.s.cfg.MaxJoinsPerConnection
+	if len(c.rooms)+int(c.joining) < limit {
 		return true
 	}
 	for id, r := range c.rooms {
@@ -196,7 +243,7 @@ func (c *conn) mayJoinAnother() bool {
 			delete(c.rooms, id)
 		}
 	}
-	return len(c.rooms) < c.s.cfg.MaxJoinsPerConnection
+	return len(c.rooms)+int(c.joining) < limit
 }
 
 func (c *conn) joinAck(resp *chatv1.JoinResponse) joinAck {
@@ -223,18 +270,25 @@ type convData struct {
 func (d *convData) validate(f *errs.Fields) { f.ID("conversationId", d.ConversationID) }
 
 func (c *conn) leave(_ context.Context, d *convData) (any, error) {
-	if r := c.rooms[d.ConversationID]; r != nil {
-		delete(c.rooms, d.ConversationID)
+	c.cmu.Lock()
+	r := c.rooms[d.ConversationID]
+	delete(c.rooms, d.ConversationID)
+	c.cmu.Unlock()
+	if r != nil {
 		c.s.hub.release(c, r)
 	}
 	return struct{}{}, nil
 }
 
-// leaveAll takes a closing connection out of every room.
+// leaveAll takes a closing connection out of every room; its commands
+// have stopped (stopCommands).
 func (c *conn) leaveAll() {
-	for id, r := range c.rooms {
+	c.cmu.Lock()
+	rooms := c.rooms
+	c.rooms = map[string]*room{}
+	c.cmu.Unlock()
+	for _, r := range rooms {
 		c.s.hub.release(c, r)
-		delete(c.rooms, id)
 	}
 }
 

@@ -63,7 +63,10 @@ func (c *conn) handle(msg []byte) error {
 }
 
 // run runs a decoded command, or replies with err, why it is not valid:
-// the one path of every command, whichever protocol's decoder made it.
+// the one path of every command, whichever protocol's decoder made it. On
+// the reader, in the order commands came: the token's expiry, the rate
+// limit and the refusals; then the command goes to its lane (lanes.go),
+// or runs here when its lane is the inline one.
 func (c *conn) run(cmd command, err error) error {
 	now := time.Now()
 	if err == nil && now.UnixNano() >= c.expires.Load() {
@@ -74,14 +77,17 @@ func (c *conn) run(cmd command, err error) error {
 	if err == nil {
 		err = c.checkRate(cmd.Type)
 	}
-	var data any
-	if err == nil {
-		c.lastActive.Store(now.UnixNano())
-		ctx, cancel := context.WithTimeout(context.Background(), c.s.cfg.RequestTimeout)
-		data, err = commands[cmd.Type](c, ctx, cmd)
-		cancel()
+	if err != nil {
+		return c.reply(now, cmd, nil, err)
 	}
-	return c.reply(now, cmd, data, err)
+	c.lastActive.Store(now.UnixNano())
+	key := laneOf(cmd)
+	if key == laneInline {
+		data, err := c.runHandler(cmd)
+		return c.reply(now, cmd, data, err)
+	}
+	c.dispatch(key, cmd)
+	return nil
 }
 
 // reply sends a command's ack or error and counts failures that close the
@@ -108,8 +114,17 @@ func (c *conn) reply(now time.Time, cmd command, data any, err error) error {
 	}
 	c.s.metrics.commands.WithLabelValues(typ, e.Code).Inc()
 	c.send(errorReply(cmd.ID, e))
+	return c.count(now, e.Code)
+}
+
+// count records a refusal or a failure of authentication, and returns the
+// close they call for when they repeat. The windows are shared by the
+// connection's commands in flight (cmu).
+func (c *conn) count(now time.Time, code string) error {
 	cfg := &c.s.cfg
-	switch e.Code {
+	c.cmu.Lock()
+	defer c.cmu.Unlock()
+	switch code {
 	case errs.CodeValidation, errs.CodeRateLimited:
 		// A refused command counts like an invalid one: a socket that only
 		// floods is closed rather than answered for ever.
@@ -131,8 +146,8 @@ func (c *conn) principal() *chatv1.Principal {
 // call sends a command to a service as this connection's principal. A
 // command safe to repeat gets AttemptTimeout per try and is tried again
 // while RequestTimeout lasts when a try got no answer: a request that went
-// to an instance that died with it costs the connection (which runs its
-// commands one at a time) one attempt, not the whole timeout.
+// to an instance that died with it costs the command (and the commands of
+// its lane behind it) one attempt, not the whole timeout.
 func (c *conn) call(ctx context.Context, service, action string, req proto.Message, resp svc.Response) error {
 	if !repeatable(service, action) {
 		return c.callOnce(ctx, service, action, req, resp)

@@ -113,6 +113,11 @@ type Config struct {
 	// one again does not count twice). Default
 	// DefaultMaxJoinsPerConnection.
 	MaxJoinsPerConnection int
+	// MaxCommandsInFlight bounds the commands of one connection accepted
+	// and not yet answered (lanes.go); at the bound the edge reads nothing
+	// more from that socket until one is answered. Default
+	// DefaultMaxCommandsInFlight.
+	MaxCommandsInFlight int
 	// Limits are the rate limits in force, shown in the session event.
 	// Default limits.Defaults().
 	Limits limits.Set
@@ -140,6 +145,7 @@ const (
 	DefaultMaxConnectionsPerUser = 10
 	DefaultMaxConnections        = 100_000
 	DefaultMaxJoinsPerConnection = 500
+	DefaultMaxCommandsInFlight   = 8
 )
 
 func (c *Config) setDefaults() {
@@ -174,6 +180,7 @@ func (c *Config) setDefaults() {
 	defInt(&c.MaxConnectionsPerUser, DefaultMaxConnectionsPerUser)
 	defInt(&c.MaxConnections, DefaultMaxConnections)
 	defInt(&c.MaxJoinsPerConnection, DefaultMaxJoinsPerConnection)
+	defInt(&c.MaxCommandsInFlight, DefaultMaxCommandsInFlight)
 	defInt(&c.PresenceWatchesPerOrg, 1000)
 	defInt(&c.MaxPresenceSubscriptions, 100_000)
 	defInt(&c.Writers, runtime.GOMAXPROCS(0))
