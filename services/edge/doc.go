@@ -14,10 +14,28 @@
 //  3. Reading (conn.go, poll_linux.go): the poller waits for readable
 //     sockets with epoll; a goroutine reads one frame (frame.go), runs it
 //     and hands the socket back, so an idle connection costs no goroutine.
-//     A command (command.go, dispatch.go) is decoded strictly, checked
-//     against the token's expiry and the rate limits (ratelimit.go), and
+//     A command (command.go, dispatch.go) is decoded strictly and checked
+//     against the token's expiry and the rate limits (ratelimit.go) by the
+//     reader, in arrival order; then it goes to its lane (lanes.go) and is
 //     forwarded as protobuf to its service (conversations.go, messages.go,
 //     presence.go); the reply is rendered (render.go) and queued.
+//     Ordering (docs/protocol.md, Per-connection ordering): a lane is the
+//     commands naming one conversation (the data's conversationId, for any
+//     command type not listed in orderOf), which run one at a time in the
+//     order they came on one goroutine that lives while the lane has
+//     work; presence:set has a lane of its own; create, list,
+//     presence:query and ping have none and run on a goroutine each;
+//     auth:refresh runs on the reader, so every command read after it sees
+//     its expiry. At most MaxCommandsInFlight (8) commands of a connection
+//     are accepted and not answered; at the bound the reader waits (the
+//     socket is not read: back-pressure), so a connection costs at most
+//     that many goroutines for its commands and an idle one none. What the
+//     commands share (rooms, the failure windows, the lanes) is guarded by
+//     cmu. A reply that closes (1008, 4003) closes from the lane
+//     (endWith): once, after that reply; nothing is queued after the close
+//     frame (conn.send refuses once closing), and the connection's end
+//     (finish) waits for the commands still running before it leaves its
+//     rooms.
 //  4. Writing (send.go, writer.go): a bounded queue per connection; a fixed
 //     pool of writers takes a connection's whole queue and writes it in one
 //     system call that does not wait, so batches grow with the load and an
@@ -58,7 +76,8 @@
 //  4. Reading (sio_session.go, sio_packet.go): each Engine.IO packet is
 //     decoded; an event 42[<id>]["type",data] becomes the command
 //     {id, type, data} and takes the same path as a /ws frame (run): checks,
-//     limits, handlers, replies. A packet that breaks Socket.IO's rules
+//     limits, lanes, handlers, replies (acks by ack id, in any order
+//     across lanes). A packet that breaks Socket.IO's rules
 //     closes with 1008; binary events are refused as invalid and their
 //     attachments read and dropped (frame.go's onBinary).
 //  5. Writing (sio_render.go, called by send and close): every frame is the
@@ -77,15 +96,20 @@
 // Whoever holds several locks takes them in this order, and never holds
 // two of one kind (two connections', two rooms', two hub shards'):
 //
-//	conn.rmu → room.pmu → watches.mu → hubShard.mu → room.mu → conn.qmu, conn.remMu
+//	conn.rmu → conn.cmu → room.pmu → watches.mu → hubShard.mu → room.mu → conn.qmu, conn.remMu
 //
 // Where each pair is taken:
 //
-//   - A connection's reader holds its rmu while a command runs, and so does
-//     finish: a join takes a hub shard and the room in it (hub.acquire,
-//     room.add), then the room and the socket's queue (room.ready queues
-//     the ack); a leave and the connection's end take a shard and the room
-//     in it (hub.release, hub.dropIf, room.stop).
+//   - A connection's reader holds its rmu while it reads and checks a
+//     command (and while an auth:refresh runs), and so does finish. Its
+//     commands run on their lanes with no lock held: a join takes a hub
+//     shard and the room in it (hub.acquire, room.add), then the room and
+//     the socket's queue (room.ready queues the ack); a leave and the
+//     connection's end take a shard and the room in it (hub.release,
+//     hub.dropIf, room.stop). cmu is held for the connection's maps and
+//     counters only, under rmu at most (the reader at the in-flight bound,
+//     finish), and takes a room's mu under it (room.has, when a join at
+//     the cap forgets the rooms a removal took it out of).
 //   - A room's pmu comes before the presence watches and the shards it
 //     changes (room.syncPresence, room.unwatchAll, then hub.watchPresence
 //     and hub.unwatchPresence, which hold watches.mu across the shards);
@@ -104,15 +128,17 @@
 //     rendering (sioSession.outgoing, in conn.send) takes no lock.
 //
 // NATS calls are made with no lock held (gap fills, fetches of notified
-// events), under rmu (a command's requests and publishes), or under
+// events, a command's requests and publishes), under rmu (a rate-limit
+// check, an auth:refresh's, the presence report of finish), or under
 // watches.mu or a hub shard (subscribe, unsubscribe); never under a room's
 // mu or a qmu. conn.send never blocks, so nobody waits for a socket with a
 // lock held.
 //
 // # Goroutines of the fan-out
 //
-//   - Each connection's reader runs join, leave and the connection's end
-//     (conversations.go, conn.finish).
+//   - A conversation's lane runs its joins and leaves (conversations.go,
+//     lanes.go); the connection's reader, or the poller's goroutine,
+//     its end (conn.finish).
 //   - One dispatcher per hub shard (hub.dispatch) runs room.receive for
 //     every event of the rooms in its shard, one at a time in NATS order,
 //     and the user and presence events of its shard; the fetches of

@@ -13,8 +13,9 @@ import (
 // poller waits for readable sockets with one epoll instance, so that an
 // idle connection has no goroutine at all: when a socket becomes readable a
 // goroutine reads one frame, runs it, and hands the socket back. Sockets
-// are registered one-shot: one goroutine at a time per connection, which
-// keeps a connection's commands in order.
+// are registered one-shot: one reader at a time per connection, which
+// checks its commands in the order they came and hands them to their lanes
+// (lanes.go).
 type poller struct {
 	epfd   int
 	mu     sync.Mutex
