@@ -51,16 +51,15 @@ type conn struct {
 	// Guarded by cmu: the commands in flight (lanes.go) and what they
 	// share. cmu comes right after rmu in the lock order and is held only
 	// for map and counter updates (and room.has, under mayJoinAnother).
-	cmu       sync.Mutex
-	inflight  int32            // commands dispatched and not yet answered
-	joining   int32            // joins of conversations not in rooms, in flight
-	stopped   bool             // the connection ends: no command starts
-	lanes     map[string]*lane // lanes with a command running
-	wake      chan struct{}    // closed when a command ends, if somebody waits
-	endReason string           // why a command's reply closed the connection
-	rooms     map[string]*room // joined conversations by id
-	failures  window           // authentication and authorization failures
-	invalid   window           // invalid and refused commands
+	cmu      sync.Mutex
+	inflight int32            // commands dispatched and not yet answered
+	joining  int32            // joins of conversations not in rooms, in flight
+	lanes    map[string]*lane // lanes with a command running
+	wake     chan struct{}    // closed when a command ends, if somebody waits
+	ended    *closeError      // the close a command's reply asked for
+	rooms    map[string]*room // joined conversations by id
+	failures window           // authentication and authorization failures
+	invalid  window           // invalid and refused commands
 
 	// Guarded by qmu: the send queue.
 	qmu     sync.Mutex
@@ -91,6 +90,7 @@ type conn struct {
 	rmu        sync.Mutex
 	fr         frameReader
 	polled     bool // the poller watches fd; no reader goroutine
+	stopped    bool // guarded by cmu: the connection ends, no command starts
 	fd         int
 	finishOnce sync.Once
 	onFinish   func() // from the upgrade: releases its admission and count

@@ -150,8 +150,8 @@ func (c *conn) runHandler(cmd command) (any, error) {
 func (c *conn) endWith(ce *closeError) {
 	c.cmu.Lock()
 	c.stopped = true
-	if c.endReason == "" {
-		c.endReason = ce.reason
+	if c.ended == nil {
+		c.ended = ce
 	}
 	c.cmu.Unlock()
 	c.close(ce.code, ce.reason, false)
@@ -168,7 +168,10 @@ func (c *conn) stopCommands() string {
 	for c.inflight > 0 {
 		c.waitLocked()
 	}
-	return c.endReason
+	if c.ended == nil {
+		return ""
+	}
+	return c.ended.reason
 }
 
 // waitLocked waits, with cmu held, until a command ends.
