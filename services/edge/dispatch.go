@@ -80,6 +80,9 @@ func (c *conn) run(cmd command, err error) error {
 	if err != nil {
 		return c.reply(now, cmd, nil, err)
 	}
+	if c.isClosing() {
+		return nil // its reply could not be sent: it does not run
+	}
 	c.lastActive.Store(now.UnixNano())
 	key := laneOf(cmd)
 	if key == laneInline {

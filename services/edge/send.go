@@ -73,6 +73,14 @@ func (c *conn) close(code ws.StatusCode, reason string, drop bool) {
 	}
 }
 
+// isClosing reports whether a close frame is queued: nothing more is
+// sent.
+func (c *conn) isClosing() bool {
+	c.qmu.Lock()
+	defer c.qmu.Unlock()
+	return c.closing
+}
+
 // take hands the writer that holds the writing role the whole queue. last
 // reports that the close frame is in it.
 func (c *conn) take() (batch [][]byte, last bool) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -197,5 +198,29 @@ func TestFloodOfHeldCommandsBoundsGoroutines(t *testing.T) {
 	}
 	if most > int(bound)+20 {
 		t.Fatalf("%d goroutines more for %d commands in flight", most, bound)
+	}
+}
+
+// A Socket.IO session runs the same lanes: the ack of a send comes before
+// the ack of a presence query sent before it that a dead instance holds,
+// each with its own ack id.
+func TestSocketIOAcksOutOfOrderAcrossLanes(t *testing.T) {
+	f := start(t, func(c *Config) {
+		c.Edge.AttemptTimeout = time.Second
+		c.Edge.RequestTimeout = 2 * time.Second
+	})
+	s := f.connectSIO("acme", "alice")
+	conv := decode[createAck](t, s.do("conversation:create", map[string]any{"participants": []string{"bob"}})).ConversationID
+	deadInstance(t, f, f.sys.Presence, natsauth.Presence, names.Presence, names.ActionQuery, func(*nats.Msg) {})
+	s.text(`42100["presence:query",{"userIds":["bob"]}]`)
+	s.text(`42101["message:send",{"conversationId":"` + conv + `","content":"hi","clientMsgId":"s"}]`)
+	var acks []string
+	for len(acks) < 2 {
+		if p := s.packet("acks"); strings.HasPrefix(p, "43") {
+			acks = append(acks, p)
+		}
+	}
+	if !strings.HasPrefix(acks[0], `43101[{"messageId":`) || !strings.HasPrefix(acks[1], `43100[{"error":{"type":"error","code":"unavailable"`) {
+		t.Fatalf("acks %q: want the send's (101) first, then the query's unavailable (100)", acks)
 	}
 }
