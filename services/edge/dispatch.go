@@ -24,7 +24,10 @@ type handler func(c *conn, ctx context.Context, cmd command) (any, error)
 // with the room's live events).
 var errReplied = errors.New("replied")
 
-// commands is every command type of docs/protocol.md section 3.
+// commands is every command type of docs/protocol.md section 3. The order
+// a command keeps with the others of its connection is its lane (lanes.go):
+// by default the conversation its data's conversationId names; orderOf
+// lists the exceptions.
 var commands map[string]handler
 
 func init() {
