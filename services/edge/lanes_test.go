@@ -216,7 +216,7 @@ func (r *laneRig) connOf(t *testing.T, user string) *conn {
 // answer, and reads none of its replies, costs the edge at most
 // MaxCommandsInFlight goroutines for them: its reader stops reading at the
 // bound (back-pressure, not an error). Once the instance answers, every
-// command is answered.
+// command is answered, and the idle connection has no goroutine left.
 func TestCommandsInFlightBounded(t *testing.T) {
 	const n, bound = 1000, 8
 	rig := newLaneRig(t, func(c *Config) { c.MaxCommandsInFlight = bound })
@@ -294,6 +294,12 @@ func TestCommandsInFlightBounded(t *testing.T) {
 	}
 	if err := <-written; err != nil {
 		t.Fatal(err)
+	}
+	// Answered, the connection is idle again: its lanes' goroutines end.
+	for deadline := time.Now().Add(5 * time.Second); runtime.NumGoroutine() > base+2; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("idle again, %d goroutines above the start", runtime.NumGoroutine()-base)
+		}
 	}
 }
 
