@@ -128,8 +128,8 @@
 //     rendering (sioSession.outgoing, in conn.send) takes no lock.
 //
 // NATS calls are made with no lock held (gap fills, fetches of notified
-// events, a command's requests and publishes), under rmu (a rate-limit
-// check, an auth:refresh's, the presence report of finish), or under
+// events, a command's requests and publishes), under rmu (a command's
+// rate-limit check, the presence report of finish), or under
 // watches.mu or a hub shard (subscribe, unsubscribe); never under a room's
 // mu or a qmu. conn.send never blocks, so nobody waits for a socket with a
 // lock held.

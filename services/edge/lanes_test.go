@@ -349,3 +349,18 @@ func TestRepeatedFailuresCloseUnderConcurrency(t *testing.T) {
 		})
 	}
 }
+
+// BenchmarkLaneOf is what finding a command's lane adds to it: one more
+// pass over a typical send's data.
+func BenchmarkLaneOf(b *testing.B) {
+	cmd, err := decodeCommand(floodFrame)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if laneOf(cmd) != "general" {
+			b.Fatal("wrong lane")
+		}
+	}
+}
