@@ -1941,9 +1941,12 @@ func (x *Reaction) GetMe() bool {
 }
 
 type ReactionsResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Error         *Error                 `protobuf:"bytes,1,opt,name=error,proto3" json:"error,omitempty"`
-	Reactions     []*Reaction            `protobuf:"bytes,2,rep,name=reactions,proto3" json:"reactions,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Error     *Error                 `protobuf:"bytes,1,opt,name=error,proto3" json:"error,omitempty"`
+	Reactions []*Reaction            `protobuf:"bytes,2,rep,name=reactions,proto3" json:"reactions,omitempty"`
+	// truncated: the reactions of some messages asked for did not fit in
+	// one reply; they are absent, and asking for them alone returns them.
+	Truncated     bool `protobuf:"varint,3,opt,name=truncated,proto3" json:"truncated,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1990,6 +1993,13 @@ func (x *ReactionsResponse) GetReactions() []*Reaction {
 		return x.Reactions
 	}
 	return nil
+}
+
+func (x *ReactionsResponse) GetTruncated() bool {
+	if x != nil {
+		return x.Truncated
+	}
+	return false
 }
 
 // LastMessage is a conversation summary's newest message not deleted.
@@ -2060,6 +2070,116 @@ func (x *LastMessage) GetCreatedAtMs() int64 {
 		return x.CreatedAtMs
 	}
 	return 0
+}
+
+// ReactionsState is the chat_reactions value of one message: every
+// reaction on it, and the change whose message_reacted event may not be
+// stored yet (pending), so that whoever changes the message next, or a
+// retry, appends that event first (services/messaging/reactions.go).
+type ReactionsState struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Emoji         []*EmojiUsers          `protobuf:"bytes,1,rep,name=emoji,proto3" json:"emoji,omitempty"`
+	Pending       *MessageReacted        `protobuf:"bytes,2,opt,name=pending,proto3" json:"pending,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReactionsState) Reset() {
+	*x = ReactionsState{}
+	mi := &file_switchboard_v1_messaging_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReactionsState) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReactionsState) ProtoMessage() {}
+
+func (x *ReactionsState) ProtoReflect() protoreflect.Message {
+	mi := &file_switchboard_v1_messaging_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReactionsState.ProtoReflect.Descriptor instead.
+func (*ReactionsState) Descriptor() ([]byte, []int) {
+	return file_switchboard_v1_messaging_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *ReactionsState) GetEmoji() []*EmojiUsers {
+	if x != nil {
+		return x.Emoji
+	}
+	return nil
+}
+
+func (x *ReactionsState) GetPending() *MessageReacted {
+	if x != nil {
+		return x.Pending
+	}
+	return nil
+}
+
+// EmojiUsers is one emoji on a message and every user who reacted with
+// it, in the order they did.
+type EmojiUsers struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Emoji         string                 `protobuf:"bytes,1,opt,name=emoji,proto3" json:"emoji,omitempty"`
+	UserIds       []string               `protobuf:"bytes,2,rep,name=user_ids,json=userIds,proto3" json:"user_ids,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EmojiUsers) Reset() {
+	*x = EmojiUsers{}
+	mi := &file_switchboard_v1_messaging_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EmojiUsers) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EmojiUsers) ProtoMessage() {}
+
+func (x *EmojiUsers) ProtoReflect() protoreflect.Message {
+	mi := &file_switchboard_v1_messaging_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EmojiUsers.ProtoReflect.Descriptor instead.
+func (*EmojiUsers) Descriptor() ([]byte, []int) {
+	return file_switchboard_v1_messaging_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *EmojiUsers) GetEmoji() string {
+	if x != nil {
+		return x.Emoji
+	}
+	return ""
+}
+
+func (x *EmojiUsers) GetUserIds() []string {
+	if x != nil {
+		return x.UserIds
+	}
+	return nil
 }
 
 var File_switchboard_v1_messaging_proto protoreflect.FileDescriptor
@@ -2214,16 +2334,24 @@ const file_switchboard_v1_messaging_proto_rawDesc = "" +
 	"\x05emoji\x18\x02 \x01(\tR\x05emoji\x12\x14\n" +
 	"\x05count\x18\x03 \x01(\rR\x05count\x12\x19\n" +
 	"\buser_ids\x18\x04 \x03(\tR\auserIds\x12\x0e\n" +
-	"\x02me\x18\x05 \x01(\bR\x02me\"x\n" +
+	"\x02me\x18\x05 \x01(\bR\x02me\"\x96\x01\n" +
 	"\x11ReactionsResponse\x12+\n" +
 	"\x05error\x18\x01 \x01(\v2\x15.switchboard.v1.ErrorR\x05error\x126\n" +
-	"\treactions\x18\x02 \x03(\v2\x18.switchboard.v1.ReactionR\treactions\"\x87\x01\n" +
+	"\treactions\x18\x02 \x03(\v2\x18.switchboard.v1.ReactionR\treactions\x12\x1c\n" +
+	"\ttruncated\x18\x03 \x01(\bR\ttruncated\"\x87\x01\n" +
 	"\vLastMessage\x12\x1d\n" +
 	"\n" +
 	"message_id\x18\x01 \x01(\tR\tmessageId\x12\x1b\n" +
 	"\tsender_id\x18\x02 \x01(\tR\bsenderId\x12\x18\n" +
 	"\acontent\x18\x03 \x01(\tR\acontent\x12\"\n" +
-	"\rcreated_at_ms\x18\x04 \x01(\x03R\vcreatedAtMsB=Z;github.com/switchboard-chat/switchboard/proto/chatv1;chatv1b\x06proto3"
+	"\rcreated_at_ms\x18\x04 \x01(\x03R\vcreatedAtMs\"|\n" +
+	"\x0eReactionsState\x120\n" +
+	"\x05emoji\x18\x01 \x03(\v2\x1a.switchboard.v1.EmojiUsersR\x05emoji\x128\n" +
+	"\apending\x18\x02 \x01(\v2\x1e.switchboard.v1.MessageReactedR\apending\"=\n" +
+	"\n" +
+	"EmojiUsers\x12\x14\n" +
+	"\x05emoji\x18\x01 \x01(\tR\x05emoji\x12\x19\n" +
+	"\buser_ids\x18\x02 \x03(\tR\auserIdsB=Z;github.com/switchboard-chat/switchboard/proto/chatv1;chatv1b\x06proto3"
 
 var (
 	file_switchboard_v1_messaging_proto_rawDescOnce sync.Once
@@ -2237,7 +2365,7 @@ func file_switchboard_v1_messaging_proto_rawDescGZIP() []byte {
 	return file_switchboard_v1_messaging_proto_rawDescData
 }
 
-var file_switchboard_v1_messaging_proto_msgTypes = make([]protoimpl.MessageInfo, 31)
+var file_switchboard_v1_messaging_proto_msgTypes = make([]protoimpl.MessageInfo, 33)
 var file_switchboard_v1_messaging_proto_goTypes = []any{
 	(*Conversation)(nil),               // 0: switchboard.v1.Conversation
 	(*CreateConversationRequest)(nil),  // 1: switchboard.v1.CreateConversationRequest
@@ -2270,48 +2398,53 @@ var file_switchboard_v1_messaging_proto_goTypes = []any{
 	(*Reaction)(nil),                   // 28: switchboard.v1.Reaction
 	(*ReactionsResponse)(nil),          // 29: switchboard.v1.ReactionsResponse
 	(*LastMessage)(nil),                // 30: switchboard.v1.LastMessage
-	(*Principal)(nil),                  // 31: switchboard.v1.Principal
-	(*Error)(nil),                      // 32: switchboard.v1.Error
-	(*Event)(nil),                      // 33: switchboard.v1.Event
+	(*ReactionsState)(nil),             // 31: switchboard.v1.ReactionsState
+	(*EmojiUsers)(nil),                 // 32: switchboard.v1.EmojiUsers
+	(*Principal)(nil),                  // 33: switchboard.v1.Principal
+	(*Error)(nil),                      // 34: switchboard.v1.Error
+	(*Event)(nil),                      // 35: switchboard.v1.Event
+	(*MessageReacted)(nil),             // 36: switchboard.v1.MessageReacted
 }
 var file_switchboard_v1_messaging_proto_depIdxs = []int32{
-	31, // 0: switchboard.v1.CreateConversationRequest.principal:type_name -> switchboard.v1.Principal
-	32, // 1: switchboard.v1.CreateConversationResponse.error:type_name -> switchboard.v1.Error
-	31, // 2: switchboard.v1.AddParticipantsRequest.principal:type_name -> switchboard.v1.Principal
-	31, // 3: switchboard.v1.RemoveParticipantRequest.principal:type_name -> switchboard.v1.Principal
-	32, // 4: switchboard.v1.ParticipantsResponse.error:type_name -> switchboard.v1.Error
-	31, // 5: switchboard.v1.ListConversationsRequest.principal:type_name -> switchboard.v1.Principal
+	33, // 0: switchboard.v1.CreateConversationRequest.principal:type_name -> switchboard.v1.Principal
+	34, // 1: switchboard.v1.CreateConversationResponse.error:type_name -> switchboard.v1.Error
+	33, // 2: switchboard.v1.AddParticipantsRequest.principal:type_name -> switchboard.v1.Principal
+	33, // 3: switchboard.v1.RemoveParticipantRequest.principal:type_name -> switchboard.v1.Principal
+	34, // 4: switchboard.v1.ParticipantsResponse.error:type_name -> switchboard.v1.Error
+	33, // 5: switchboard.v1.ListConversationsRequest.principal:type_name -> switchboard.v1.Principal
 	30, // 6: switchboard.v1.ConversationSummary.last_message:type_name -> switchboard.v1.LastMessage
-	32, // 7: switchboard.v1.ListConversationsResponse.error:type_name -> switchboard.v1.Error
+	34, // 7: switchboard.v1.ListConversationsResponse.error:type_name -> switchboard.v1.Error
 	7,  // 8: switchboard.v1.ListConversationsResponse.conversations:type_name -> switchboard.v1.ConversationSummary
-	31, // 9: switchboard.v1.JoinRequest.principal:type_name -> switchboard.v1.Principal
-	32, // 10: switchboard.v1.JoinResponse.error:type_name -> switchboard.v1.Error
+	33, // 9: switchboard.v1.JoinRequest.principal:type_name -> switchboard.v1.Principal
+	34, // 10: switchboard.v1.JoinResponse.error:type_name -> switchboard.v1.Error
 	0,  // 11: switchboard.v1.JoinResponse.conversation:type_name -> switchboard.v1.Conversation
 	10, // 12: switchboard.v1.JoinResponse.receipts:type_name -> switchboard.v1.ReceiptState
-	33, // 13: switchboard.v1.JoinResponse.missed:type_name -> switchboard.v1.Event
-	31, // 14: switchboard.v1.HistoryRequest.principal:type_name -> switchboard.v1.Principal
-	32, // 15: switchboard.v1.HistoryResponse.error:type_name -> switchboard.v1.Error
-	33, // 16: switchboard.v1.HistoryResponse.events:type_name -> switchboard.v1.Event
-	31, // 17: switchboard.v1.SendRequest.principal:type_name -> switchboard.v1.Principal
-	32, // 18: switchboard.v1.SendResponse.error:type_name -> switchboard.v1.Error
-	31, // 19: switchboard.v1.EditRequest.principal:type_name -> switchboard.v1.Principal
-	32, // 20: switchboard.v1.EditResponse.error:type_name -> switchboard.v1.Error
-	31, // 21: switchboard.v1.DeleteRequest.principal:type_name -> switchboard.v1.Principal
-	32, // 22: switchboard.v1.DeleteResponse.error:type_name -> switchboard.v1.Error
-	31, // 23: switchboard.v1.MarkRequest.principal:type_name -> switchboard.v1.Principal
-	32, // 24: switchboard.v1.MarkResponse.error:type_name -> switchboard.v1.Error
-	31, // 25: switchboard.v1.TypingRequest.principal:type_name -> switchboard.v1.Principal
-	32, // 26: switchboard.v1.TypingResponse.error:type_name -> switchboard.v1.Error
-	31, // 27: switchboard.v1.ReactRequest.principal:type_name -> switchboard.v1.Principal
-	32, // 28: switchboard.v1.ReactResponse.error:type_name -> switchboard.v1.Error
-	31, // 29: switchboard.v1.ReactionsRequest.principal:type_name -> switchboard.v1.Principal
-	32, // 30: switchboard.v1.ReactionsResponse.error:type_name -> switchboard.v1.Error
+	35, // 13: switchboard.v1.JoinResponse.missed:type_name -> switchboard.v1.Event
+	33, // 14: switchboard.v1.HistoryRequest.principal:type_name -> switchboard.v1.Principal
+	34, // 15: switchboard.v1.HistoryResponse.error:type_name -> switchboard.v1.Error
+	35, // 16: switchboard.v1.HistoryResponse.events:type_name -> switchboard.v1.Event
+	33, // 17: switchboard.v1.SendRequest.principal:type_name -> switchboard.v1.Principal
+	34, // 18: switchboard.v1.SendResponse.error:type_name -> switchboard.v1.Error
+	33, // 19: switchboard.v1.EditRequest.principal:type_name -> switchboard.v1.Principal
+	34, // 20: switchboard.v1.EditResponse.error:type_name -> switchboard.v1.Error
+	33, // 21: switchboard.v1.DeleteRequest.principal:type_name -> switchboard.v1.Principal
+	34, // 22: switchboard.v1.DeleteResponse.error:type_name -> switchboard.v1.Error
+	33, // 23: switchboard.v1.MarkRequest.principal:type_name -> switchboard.v1.Principal
+	34, // 24: switchboard.v1.MarkResponse.error:type_name -> switchboard.v1.Error
+	33, // 25: switchboard.v1.TypingRequest.principal:type_name -> switchboard.v1.Principal
+	34, // 26: switchboard.v1.TypingResponse.error:type_name -> switchboard.v1.Error
+	33, // 27: switchboard.v1.ReactRequest.principal:type_name -> switchboard.v1.Principal
+	34, // 28: switchboard.v1.ReactResponse.error:type_name -> switchboard.v1.Error
+	33, // 29: switchboard.v1.ReactionsRequest.principal:type_name -> switchboard.v1.Principal
+	34, // 30: switchboard.v1.ReactionsResponse.error:type_name -> switchboard.v1.Error
 	28, // 31: switchboard.v1.ReactionsResponse.reactions:type_name -> switchboard.v1.Reaction
-	32, // [32:32] is the sub-list for method output_type
-	32, // [32:32] is the sub-list for method input_type
-	32, // [32:32] is the sub-list for extension type_name
-	32, // [32:32] is the sub-list for extension extendee
-	0,  // [0:32] is the sub-list for field type_name
+	32, // 32: switchboard.v1.ReactionsState.emoji:type_name -> switchboard.v1.EmojiUsers
+	36, // 33: switchboard.v1.ReactionsState.pending:type_name -> switchboard.v1.MessageReacted
+	34, // [34:34] is the sub-list for method output_type
+	34, // [34:34] is the sub-list for method input_type
+	34, // [34:34] is the sub-list for extension type_name
+	34, // [34:34] is the sub-list for extension extendee
+	0,  // [0:34] is the sub-list for field type_name
 }
 
 func init() { file_switchboard_v1_messaging_proto_init() }
@@ -2329,7 +2462,7 @@ func file_switchboard_v1_messaging_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_switchboard_v1_messaging_proto_rawDesc), len(file_switchboard_v1_messaging_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   31,
+			NumMessages:   33,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

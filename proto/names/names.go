@@ -30,6 +30,8 @@ const (
 	ActionTyping    = "typing"
 	ActionDelivered = "delivered"
 	ActionRead      = "read"
+	ActionReact     = "react"
+	ActionReactions = "reactions"
 )
 
 // Presence and ratelimit actions.
@@ -49,6 +51,7 @@ const (
 	BucketPresence      = "chat_presence"
 	BucketRateLimit     = "chat_ratelimit"
 	BucketTyping        = "chat_typing"
+	BucketReactions     = "chat_reactions"
 )
 
 // StoreSubjects is the subject filter of the CHAT_EVENTS stream.
@@ -131,6 +134,10 @@ func MembershipFilter(org, user string) string { return org + "." + user + ".*" 
 
 // MessageKey is the chat_messages key of one message.
 func MessageKey(org, conv, msg string) string { return org + "." + conv + "." + msg }
+
+// ReactionsKey is the chat_reactions key of one message's reactions (the
+// emoji are in the value, so no emoji becomes a subject token).
+func ReactionsKey(org, conv, msg string) string { return org + "." + conv + "." + msg }
 
 // ReceiptKey is the chat_receipts key of one participant's markers.
 func ReceiptKey(org, conv, user string) string { return org + "." + conv + "." + user }

@@ -103,10 +103,13 @@ func eventJSONSize(ev *chatv1.Event) int {
 	switch b := ev.Body.(type) {
 	case *chatv1.Event_MessageNew:
 		m := b.MessageNew
-		n += jsonStringSize(m.MessageId) + jsonStringSize(m.SenderId) + jsonStringSize(m.Content) + jsonStringSize(m.ClientMsgId)
+		n += jsonStringSize(m.MessageId) + jsonStringSize(m.SenderId) + jsonStringSize(m.Content) + jsonStringSize(m.ClientMsgId) + jsonStringSize(m.ReplyTo)
 	case *chatv1.Event_MessageEdited:
 		m := b.MessageEdited
 		n += jsonStringSize(m.MessageId) + jsonStringSize(m.SenderId) + jsonStringSize(m.Content)
+	case *chatv1.Event_MessageReacted:
+		m := b.MessageReacted
+		n += jsonStringSize(m.MessageId) + jsonStringSize(m.UserId) + jsonStringSize(m.Emoji)
 	case *chatv1.Event_MessageDeleted:
 		n += jsonStringSize(b.MessageDeleted.MessageId) + jsonStringSize(b.MessageDeleted.SenderId)
 	case *chatv1.Event_ConversationUpdated:

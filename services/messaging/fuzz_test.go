@@ -49,6 +49,8 @@ func FuzzCommands(f *testing.F) {
 		svcfuzz.A(names.ActionTyping, &chatv1.TypingRequest{Principal: alice, ConversationId: conv, IsTyping: true}, &chatv1.TypingResponse{}),
 		svcfuzz.A(names.ActionDelivered, &chatv1.MarkRequest{Principal: alice, ConversationId: conv, Seq: seq}, &chatv1.MarkResponse{}),
 		svcfuzz.A(names.ActionRead, &chatv1.MarkRequest{Principal: alice, ConversationId: conv, Seq: seq}, &chatv1.MarkResponse{}),
+		svcfuzz.A(names.ActionReact, &chatv1.ReactRequest{Principal: alice, ConversationId: conv, MessageId: sent.MessageId, Emoji: "👍", On: true}, &chatv1.ReactResponse{}),
+		svcfuzz.A(names.ActionReactions, &chatv1.ReactionsRequest{Principal: alice, ConversationId: conv, MessageIds: []string{sent.MessageId}}, &chatv1.ReactionsResponse{}),
 	})
 }
 

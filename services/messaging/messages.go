@@ -47,7 +47,13 @@ func (s *Service) send(ctx context.Context, req *chatv1.SendRequest) (*chatv1.Se
 	f.ID("conversationId", req.ConversationId)
 	s.checkContent(&f, req.Content)
 	checkClientMsgID(&f, req.ClientMsgId)
+	if req.ReplyTo != "" {
+		f.ID("replyTo", req.ReplyTo)
+	}
 	if err := f.Err(); err != nil {
+		return nil, err
+	}
+	if err := s.checkReplyTo(ctx, p, req); err != nil {
 		return nil, err
 	}
 	// The id is made from the seq once the event is stored (msgid.go).
@@ -56,6 +62,7 @@ func (s *Service) send(ctx context.Context, req *chatv1.SendRequest) (*chatv1.Se
 		Content:     req.Content,
 		ClientMsgId: req.ClientMsgId,
 		CreatedAtMs: s.cfg.Now().UnixMilli(),
+		ReplyTo:     req.ReplyTo,
 	}
 	ev := &chatv1.Event{ConversationId: req.ConversationId, Body: &chatv1.Event_MessageNew{MessageNew: msg}}
 	// The membership check runs before each attempt, against the last seq
@@ -72,6 +79,28 @@ func (s *Service) send(ctx context.Context, req *chatv1.SendRequest) (*chatv1.Se
 		return s.resend(ctx, p.Org, req.ConversationId, res.seq)
 	}
 	return &chatv1.SendResponse{MessageId: msg.MessageId, Seq: res.seq, CreatedAtMs: msg.CreatedAtMs}, nil
+}
+
+// checkReplyTo checks that a send's replyTo names a message of its
+// conversation (deleted or not: replying to a deleted message is allowed,
+// as chat apps do); any other id is not_found. It runs before the append:
+// a message, once stored, stays a message of that conversation. The
+// membership check is the append's; a caller who is no participant gets
+// forbidden or not_found for the conversation first.
+func (s *Service) checkReplyTo(ctx context.Context, p *chatv1.Principal, req *chatv1.SendRequest) error {
+	if req.ReplyTo == "" {
+		return nil
+	}
+	if _, err := s.memberConv(ctx, p, req.ConversationId); err != nil {
+		return err
+	}
+	if _, _, err := s.messageState(ctx, p.Org, req.ConversationId, req.ReplyTo); err != nil {
+		if errs.Is(err, errs.CodeNotFound) {
+			return errs.NotFound("replyTo message")
+		}
+		return err
+	}
+	return nil
 }
 
 // resend answers a duplicate send with the original ack, and publishes the
@@ -124,13 +153,7 @@ func (s *Service) putMessageState(ctx context.Context, org, conv, msgID string, 
 // state is in chat_messages once it was edited, deleted or stored before
 // ids were made from seqs; else it is the stored event's (revision 0).
 func (s *Service) ownMessage(ctx context.Context, p *chatv1.Principal, conv, msgID string) (*chatv1.MessageState, uint64, error) {
-	st, rev, err := getProto[chatv1.MessageState](ctx, s.messages, names.MessageKey(p.Org, conv, msgID))
-	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		st, rev, err = nil, 0, nil
-		if st, err = s.storedMessage(ctx, p.Org, conv, msgID); err != nil {
-			return nil, 0, err
-		}
-	}
+	st, rev, err := s.messageState(ctx, p.Org, conv, msgID)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -141,6 +164,19 @@ func (s *Service) ownMessage(ctx context.Context, p *chatv1.Principal, conv, msg
 		return nil, 0, errs.Forbidden("only the sender may change a message")
 	}
 	return st, rev, nil
+}
+
+// messageState loads the state of a message of the conversation, deleted
+// or not (not_found: no message of this conversation has that id). It is
+// in chat_messages once the message was edited, deleted or stored before
+// ids were made from seqs; else it is the stored event's (revision 0).
+func (s *Service) messageState(ctx context.Context, org, conv, msgID string) (*chatv1.MessageState, uint64, error) {
+	st, rev, err := getProto[chatv1.MessageState](ctx, s.messages, names.MessageKey(org, conv, msgID))
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		st, err = s.storedMessage(ctx, org, conv, msgID)
+		return st, 0, err
+	}
+	return st, rev, err
 }
 
 // storedMessage is the state of a message whose id was made from its seq,
@@ -228,6 +264,7 @@ func (s *Service) delete(ctx context.Context, req *chatv1.DeleteRequest) (*chatv
 		}
 		return nil, err
 	}
+	s.dropReactions(ctx, p.Org, req.ConversationId, req.MessageId)
 	return &chatv1.DeleteResponse{Seq: res.seq, DeletedAtMs: at}, nil
 }
 

@@ -27,6 +27,8 @@
 // record cached per instance that is trusted only at the last seq it was
 // known to hold (convcache.go), and the live publish.
 //   - chat_receipts: <org>.<conv>.<user> -> chatv1.ReceiptState.
+//   - chat_reactions: <org>.<conv>.<message> -> chatv1.ReactionsState, a
+//     message's reactions (reactions.go); expires with the retention.
 package messaging
 
 import (
@@ -60,7 +62,7 @@ type Config struct {
 	// Negative: no bound. Default DefaultStreamMaxBytes (2 GiB).
 	StreamMaxBytes int64
 	// BucketMaxBytes bounds each of chat_conversations, chat_memberships,
-	// chat_receipts and chat_typing: a full bucket refuses new entries
+	// chat_receipts, chat_reactions and chat_typing: a full bucket refuses new entries
 	// (new conversations, memberships, markers). Negative: no bound.
 	// Default DefaultBucketMaxBytes (256 MiB).
 	BucketMaxBytes int64
@@ -152,6 +154,7 @@ type Service struct {
 	messages jetstream.KeyValue
 	receipts jetstream.KeyValue
 	typists  jetstream.KeyValue
+	reacts   jetstream.KeyValue
 
 	srv    *svc.Server
 	cancel context.CancelFunc // ends the watchers
@@ -269,6 +272,11 @@ func (s *Service) setup(ctx context.Context, mode natsx.Mode) error {
 	if s.receipts, err = kv(names.BucketReceipts, "delivered and read markers", 0, 0, bucketBytes, smallValue); err != nil {
 		return err
 	}
+	// A message's reactions: at most maxReactionsPerMessage user ids and
+	// maxEmojiPerMessage emoji, and the pending change (reactions.go).
+	if s.reacts, err = kv(names.BucketReactions, "reactions of a message", s.cfg.Retention, 0, bucketBytes, reactionsValueBytes); err != nil {
+		return err
+	}
 	// Per-key TTLs need limit markers, and History 1 (docs/nats-notes.md):
 	// typists expire, memberships' delete markers expire.
 	s.typists, err = kv(names.BucketTyping, "who is typing, one key per typist with a TTL", 0, time.Second, bucketBytes, smallValue)
@@ -310,6 +318,8 @@ func (s *Service) register() error {
 		svc.Handle(s.srv, names.ActionDelivered, s.delivered),
 		svc.Handle(s.srv, names.ActionRead, s.read),
 		svc.Handle(s.srv, names.ActionTyping, s.typing),
+		svc.Handle(s.srv, names.ActionReact, s.react),
+		svc.Handle(s.srv, names.ActionReactions, s.reactions),
 	} {
 		if err != nil {
 			return fmt.Errorf("messaging endpoints: %w", err)
