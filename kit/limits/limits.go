@@ -41,6 +41,7 @@ func Defaults() Set {
 		"message:typing": {5, 10 * time.Second},
 		"message:edit":   {3, time.Minute},
 		"message:delete": {3, time.Minute},
+		"message:react":  {30, time.Minute},
 		// A create or an add of up to 1,000 participants costs a membership
 		// index entry and a small user event per participant.
 		"conversation:create": {10, time.Minute},

@@ -25,6 +25,9 @@ func TestParse(t *testing.T) {
 	if k, l := set.Bucket("conversation:add"); k != "conversation:add" || l != (Limit{30, time.Minute}) {
 		t.Fatalf("add bucket %s %+v", k, l)
 	}
+	if k, l := set.Bucket("message:react"); k != "message:react" || l != (Limit{30, time.Minute}) {
+		t.Fatalf("react bucket %s %+v", k, l)
+	}
 	for _, bad := range []string{"x", "message:send=10", "message:send=0/1s", "message:send=5/soon", "=5/1s", "a=1/0s"} {
 		if _, err := Parse(Defaults(), bad); err == nil {
 			t.Errorf("Parse(%q) accepted", bad)

@@ -28,6 +28,8 @@ var dataDecoders = map[string]struct {
 	"message:send":         {func() any { return &sendData{} }, true},
 	"message:edit":         {func() any { return &editData{} }, true},
 	"message:delete":       {func() any { return &deleteData{} }, true},
+	"message:react":        {func() any { return &reactData{} }, true},
+	"message:reactions":    {func() any { return &reactionsData{} }, true},
 	"message:typing":       {func() any { return &typingData{} }, true},
 	"message:delivered":    {func() any { return &markData{} }, true},
 	"message:read":         {func() any { return &markData{} }, true},
@@ -117,6 +119,7 @@ func TestDecodeData(t *testing.T) {
 		{"ping with data", "ping", `{"x":1}`, []string{"x"}},
 		{"typing as a string", "message:typing", `{"conversationId":"c","isTyping":"yes"}`, []string{"isTyping"}},
 		{"read seq as a string", "message:read", `{"conversationId":"c","seq":"42"}`, []string{"seq"}},
+		{"react", "message:react", `{"conversationId":"c","messageId":"m","emoji":"👍","on":true}`, nil},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -42,6 +42,8 @@ func init() {
 		"message:send":         withData((*conn).sendMessage),
 		"message:edit":         withData((*conn).editMessage),
 		"message:delete":       withData((*conn).deleteMessage),
+		"message:react":        withData((*conn).react),
+		"message:reactions":    withData((*conn).reactions),
 		"message:typing":       withData((*conn).typing),
 		"message:delivered":    withData((*conn).delivered),
 		"message:read":         withData((*conn).read),
@@ -181,15 +183,16 @@ func (c *conn) callOnce(ctx context.Context, service, action string, req proto.M
 }
 
 // repeatable reports the commands that two tries do no harm with: reads,
-// receipts (a marker only moves forward), typing, and sends (a resend with
-// the same clientMsgId is deduplicated). Not creates, membership changes,
+// receipts (a marker only moves forward), typing, sends (a resend with
+// the same clientMsgId is deduplicated) and reactions (a second try of a
+// change finds it made, or still pending and appends its event once). Not creates, membership changes,
 // edits or deletes, nor rate-limit checks (each try takes a token).
 func repeatable(service, action string) bool {
 	switch service {
 	case names.Messaging:
 		switch action {
 		case names.ActionList, names.ActionJoin, names.ActionHistory, names.ActionSend,
-			names.ActionDelivered, names.ActionRead, names.ActionTyping:
+			names.ActionDelivered, names.ActionRead, names.ActionTyping, names.ActionReact, names.ActionReactions:
 			return true
 		}
 	case names.Presence:

@@ -12,18 +12,23 @@ type sendData struct {
 	ConversationID string `json:"conversationId"`
 	Content        string `json:"content"`
 	ClientMsgID    string `json:"clientMsgId"`
+	ReplyTo        string `json:"replyTo"`
 }
 
 func (d *sendData) validate(f *errs.Fields) {
 	f.ID("conversationId", d.ConversationID)
 	f.Required("content", d.Content)
 	f.Required("clientMsgId", d.ClientMsgID)
+	if d.ReplyTo != "" {
+		f.ID("replyTo", d.ReplyTo)
+	}
 }
 
 func (c *conn) sendMessage(ctx context.Context, d *sendData) (any, error) {
 	var resp chatv1.SendResponse
 	err := c.call(ctx, names.Messaging, names.ActionSend, &chatv1.SendRequest{
 		Principal: c.principal(), ConversationId: d.ConversationID, Content: d.Content, ClientMsgId: d.ClientMsgID,
+		ReplyTo: d.ReplyTo,
 	}, &resp)
 	if err != nil {
 		return nil, err

@@ -40,6 +40,18 @@ type messageNewJSON struct {
 	Content        string `json:"content"`
 	ClientMsgID    string `json:"clientMsgId"`
 	CreatedAt      string `json:"createdAt"`
+	ReplyTo        string `json:"replyTo,omitempty"`
+}
+
+type messageReactedJSON struct {
+	ConversationID string `json:"conversationId"`
+	MessageID      string `json:"messageId"`
+	Seq            uint64 `json:"seq"`
+	PrevSeq        uint64 `json:"prevSeq"`
+	UserID         string `json:"userId"`
+	Emoji          string `json:"emoji"`
+	On             bool   `json:"on"`
+	ReactedAt      string `json:"reactedAt"`
 }
 
 type messageEditedJSON struct {
@@ -93,10 +105,13 @@ func renderEvent(ev *chatv1.Event) (eventJSON, bool) {
 	switch b := ev.Body.(type) {
 	case *chatv1.Event_MessageNew:
 		m := b.MessageNew
-		return eventJSON{"message:new", messageNewJSON{ev.ConversationId, m.MessageId, ev.Seq, ev.PrevSeq, m.SenderId, m.Content, m.ClientMsgId, formatMs(m.CreatedAtMs)}}, true
+		return eventJSON{"message:new", messageNewJSON{ev.ConversationId, m.MessageId, ev.Seq, ev.PrevSeq, m.SenderId, m.Content, m.ClientMsgId, formatMs(m.CreatedAtMs), m.ReplyTo}}, true
 	case *chatv1.Event_MessageEdited:
 		m := b.MessageEdited
 		return eventJSON{"message:edited", messageEditedJSON{ev.ConversationId, m.MessageId, ev.Seq, ev.PrevSeq, m.SenderId, m.Content, formatMs(m.EditedAtMs)}}, true
+	case *chatv1.Event_MessageReacted:
+		m := b.MessageReacted
+		return eventJSON{"message:reacted", messageReactedJSON{ev.ConversationId, m.MessageId, ev.Seq, ev.PrevSeq, m.UserId, m.Emoji, m.On, formatMs(m.ReactedAtMs)}}, true
 	case *chatv1.Event_MessageDeleted:
 		m := b.MessageDeleted
 		return eventJSON{"message:deleted", messageDeletedJSON{ev.ConversationId, m.MessageId, ev.Seq, ev.PrevSeq, m.SenderId, formatMs(m.DeletedAtMs)}}, true

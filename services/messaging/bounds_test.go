@@ -227,6 +227,7 @@ func TestStreamAndBucketsHaveSizeLimits(t *testing.T) {
 			names.StreamEvents: stream, names.KVStream(names.BucketMessages): stream,
 			names.KVStream(names.BucketConversations): bucket, names.KVStream(names.BucketMemberships): bucket,
 			names.KVStream(names.BucketReceipts): bucket, names.KVStream(names.BucketTyping): bucket,
+			names.KVStream(names.BucketReactions): bucket,
 		}
 		for name, max := range want {
 			st, err := js.Stream(context.Background(), name)
