@@ -266,7 +266,7 @@ func (c *client) send(conv, content string) sendAck {
 
 // generous are limits that tests which send in bursts do not reach.
 func generous() limits.Set {
-	s, err := limits.Parse(limits.Defaults(), "message:send=100000/1s,message:typing=100000/1s,conversation:create=100000/1s,conversation:add=100000/1s,default=100000/1s")
+	s, err := limits.Parse(limits.Defaults(), "message:send=100000/1s,message:typing=100000/1s,message:react=100000/1s,conversation:create=100000/1s,conversation:add=100000/1s,default=100000/1s")
 	if err != nil {
 		panic(err)
 	}

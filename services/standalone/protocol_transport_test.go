@@ -204,7 +204,7 @@ func TestSessionEvent(t *testing.T) {
 		}
 	})
 	t.Run("limits", func(t *testing.T) {
-		// Every command type of docs/protocol.md section 3: six have their
+		// Every command type of docs/protocol.md section 3: seven have their
 		// own bucket, the others share the default one (no command is
 		// unlimited).
 		want := map[string][2]float64{
@@ -212,13 +212,14 @@ func TestSessionEvent(t *testing.T) {
 			"message:typing":      {5, 0.5},
 			"message:edit":        {3, 3.0 / 60},
 			"message:delete":      {3, 3.0 / 60},
+			"message:react":       {30, 0.5},
 			"conversation:create": {10, 10.0 / 60},
 			"conversation:add":    {30, 0.5},
 		}
 		for _, typ := range []string{
 			"conversation:remove", "conversation:list",
 			"conversation:join", "conversation:leave", "conversation:history", "message:delivered",
-			"message:read", "presence:set", "presence:query", "auth:refresh", "ping",
+			"message:read", "message:reactions", "presence:set", "presence:query", "auth:refresh", "ping",
 		} {
 			want[typ] = [2]float64{60, 6}
 		}
