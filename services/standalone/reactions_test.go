@@ -209,7 +209,9 @@ func TestReactionRefusals(t *testing.T) {
 }
 
 func TestReactRateLimit(t *testing.T) {
-	f := start(t, func(c *Config) { c.Edge.Limits = limitSet(t, "message:react=3/1h,default=100000/1s,message:send=100000/1s,conversation:create=100000/1s") })
+	f := start(t, func(c *Config) {
+		c.Edge.Limits = limitSet(t, "message:react=3/1h,default=100000/1s,message:send=100000/1s,conversation:create=100000/1s")
+	})
 	alice := f.dial("acme", "alice")
 	conv := alice.create()
 	m := alice.send(conv, "hi")
