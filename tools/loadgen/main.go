@@ -30,6 +30,13 @@
 //
 //	loadgen -url ws://127.0.0.1:8080/ws -conns 1000 -rooms 10 -rate 1000 -duration 10s
 //	loadgen -url ws://127.0.0.1:8080/ws -secret "$SWITCHBOARD_JWT_SECRET" -mode idle -conns 10000 -duration 70s -json
+//	loadgen -url ws://127.0.0.1:8080/ws -mode react -conns 100 -rooms 10 -rate 200 -duration 10s
+//
+// -mode react runs the send run's rooms, but each room's creator first
+// sends a few messages and then every member reacts and unreacts to them
+// (message:react) at -rate: ack latency is command to ack, e2e latency
+// command to each member's message:reacted (start the server with
+// message:react in its limits too).
 package main
 
 import (
@@ -111,7 +118,7 @@ func main() {
 	var out any
 	var human string
 	switch cfg.mode {
-	case "send":
+	case "send", "react":
 		var res *sendResult
 		var err error
 		switch cfg.serve {
@@ -175,7 +182,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.StringVar(&cfg.metricsURL, "metrics-url", "", "server /metrics URL: memory in idle mode, server CPU in send mode (default: http://<url host>:9090/metrics, the metrics listener of the standalone and the edge)")
 	fs.StringVar(&cfg.secret, "secret", os.Getenv("SWITCHBOARD_JWT_SECRET"), "HS256 secret of the server (default $SWITCHBOARD_JWT_SECRET)")
 	fs.StringVar(&cfg.org, "org", "loadtest", "organization of the load users")
-	fs.StringVar(&cfg.mode, "mode", "send", "send or idle")
+	fs.StringVar(&cfg.mode, "mode", "send", "send, react or idle")
 	fs.StringVar(&cfg.serve, "serve", "", "send: serve the workload from this process instead of an edge at -url, for a ceiling: "+
 		"raw (a trivial WebSocket broadcaster, no NATS, no Switchboard) or nats-ws (NATS clients of the nats-server WebSocket listener at -url)")
 	fs.IntVar(&cfg.conns, "conns", 100, "connections, one user each")
@@ -239,8 +246,8 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 		}
 	}
 	switch {
-	case cfg.mode != "send" && cfg.mode != "idle":
-		return nil, fmt.Errorf("-mode: send or idle, got %q", cfg.mode)
+	case cfg.mode != "send" && cfg.mode != "react" && cfg.mode != "idle":
+		return nil, fmt.Errorf("-mode: send, react or idle, got %q", cfg.mode)
 	case cfg.secret == "":
 		return nil, errors.New("-secret (or SWITCHBOARD_JWT_SECRET) is required: the server's HS256 secret")
 	case cfg.conns < 1:
@@ -271,7 +278,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	if !validID(cfg.userPrefix+strconv.Itoa(cfg.conns)) || !validID(cfg.org) {
 		return nil, errors.New("-org and -user-prefix must make ids of [A-Za-z0-9_-], at most 64 characters")
 	}
-	if cfg.mode == "send" {
+	if cfg.mode == "send" || cfg.mode == "react" {
 		switch {
 		case cfg.rooms < 1 || cfg.rooms > cfg.conns:
 			return nil, errors.New("-rooms must be 1 to -conns")
@@ -325,10 +332,14 @@ func (r *sendResult) human() string {
 	lat := func(s LatencySummary) string {
 		return fmt.Sprintf("p50 %.2f ms  p90 %.2f ms  p99 %.2f ms  max %.2f ms  (mean %.2f, n %d)", s.P50, s.P90, s.P99, s.Max, s.Mean, s.Count)
 	}
-	p("== loadgen send: %d conns, %d rooms of %d members, %.0f sends/s for %gs, %d-byte content (%s)", r.Conns, r.Rooms, r.Members, r.Rate, r.DurationS, r.ContentBytes, r.URL)
+	if r.Mode == "react" {
+		p("== loadgen react: %d conns, %d rooms of %d members, %.0f message:react/s for %gs on %d messages a room (%s)", r.Conns, r.Rooms, r.Members, r.Rate, r.DurationS, seedsPerRoom, r.URL)
+	} else {
+		p("== loadgen send: %d conns, %d rooms of %d members, %.0f sends/s for %gs, %d-byte content (%s)", r.Conns, r.Rooms, r.Members, r.Rate, r.DurationS, r.ContentBytes, r.URL)
+	}
 	p("setup        %d connected in %.2fs (%.0f/s, from %d source addresses), rooms created and joined; %.2fs in all", r.Dial.Connected, r.Dial.Seconds, r.Dial.PerSecond, r.Dial.SourceIPs, r.SetupSeconds)
 	if r.ServerSendRate != "" {
-		p("server limit message:send %s (from the session event)", r.ServerSendRate)
+		p("server limit %s %s (from the session event)", map[bool]string{false: "message:send", true: "message:react"}[r.Mode == "react"], r.ServerSendRate)
 	}
 	p("sent         %d (%.1f/s)  write errors %d  sender lag p99 %.2f ms max %.2f ms", r.Sent, r.SentPerSec, r.WriteErrors, r.SenderLag.P99, r.SenderLag.Max)
 	p("acked        %.1f/s during the run (%d); %d in all, %d duplicates, %d error replies, %d unanswered", r.AckedPerSec, r.AckedInWindow, r.Acked, r.DuplicateAcks, r.ErrorReplies, r.Unanswered)

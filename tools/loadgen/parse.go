@@ -21,6 +21,7 @@ var (
 	keyCode       = []byte(`"code":"`)
 	keyContentTS  = []byte(`"content":"t=`)
 	keyDuplicateT = []byte(`"duplicate":true`)
+	keyUnchanged  = []byte(`"changed":false`)
 )
 
 // envelope returns a frame's id (nil for an event) and type. slow reports

@@ -74,6 +74,9 @@ type run struct {
 
 	sessMu    sync.Mutex
 	firstSess []byte // the first session event, for its limits
+
+	react   bool     // -mode react: acks and events are message:react's
+	reacted sync.Map // "user|message|emoji|on" -> the command's send time (ns)
 }
 
 // text handles one text message of connection c, on c's reader goroutine.
@@ -95,7 +98,7 @@ func (r *run) text(c *wsConn, p []byte) {
 			if string(typ) == "ack" {
 				st.acked.Add(1)
 				st.ackLat.Record(lat)
-				if bytes.Contains(p, keyDuplicateT) {
+				if bytes.Contains(p, keyDuplicateT) || bytes.Contains(p, keyUnchanged) {
 					st.dupAcks.Add(1)
 				} else {
 					r.roomAcked[c.room].Add(1)
@@ -118,6 +121,11 @@ func (r *run) text(c *wsConn, p []byte) {
 	}
 	switch string(typ) {
 	case "message:new":
+		if r.react {
+			c.sequence(p) // the seed messages
+			st.countEvent(string(typ))
+			return
+		}
 		now := time.Now().UnixNano()
 		c.delivered.Add(1)
 		st.delivered.Add(1)
@@ -127,6 +135,8 @@ func (r *run) text(c *wsConn, p []byte) {
 			st.foreign.Add(1)
 		}
 		c.sequence(p)
+	case "message:reacted":
+		r.reactedEvent(c, p)
 	case "message:edited", "message:deleted", "conversation:updated":
 		c.sequence(p)
 		st.countEvent(string(typ))

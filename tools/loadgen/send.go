@@ -97,11 +97,11 @@ type tick struct {
 
 func runSend(cfg *config, d *dialer) (*sendResult, error) {
 	res := &sendResult{
-		Mode: "send", URL: cfg.url, Org: cfg.org, Conns: cfg.conns, Rooms: cfg.rooms, Members: cfg.members,
+		Mode: cfg.mode, URL: cfg.url, Org: cfg.org, Conns: cfg.conns, Rooms: cfg.rooms, Members: cfg.members,
 		Rate: cfg.rate, DurationS: cfg.duration.Seconds(), ContentBytes: cfg.size,
 	}
 	st := newStats()
-	r := &run{st: st, roomAcked: make([]atomic.Int64, cfg.rooms)}
+	r := &run{st: st, roomAcked: make([]atomic.Int64, cfg.rooms), react: cfg.mode == "react"}
 	setupStart := time.Now()
 
 	// Connect every user.
@@ -121,7 +121,11 @@ func runSend(cfg *config, d *dialer) (*sendResult, error) {
 		}
 		return res, err
 	}
-	res.ServerSendRate, res.sendCap, res.sendRefill = sendLimit(r.firstSess)
+	limited := "message:send"
+	if r.react {
+		limited = "message:react"
+	}
+	res.ServerSendRate, res.sendCap, res.sendRefill = sendLimit(r.firstSess, limited)
 
 	// Rooms: connection i is in room i % rooms; the first is the creator.
 	members := make([][]*wsConn, cfg.rooms)
@@ -176,6 +180,13 @@ func runSend(cfg *config, d *dialer) (*sendResult, error) {
 	}); err != nil {
 		return res, err
 	}
+	var seeds [][]string
+	if r.react {
+		var err error
+		if seeds, err = seedMessages(members, convs, cfg); err != nil {
+			return res, err
+		}
+	}
 	res.SetupSeconds = time.Since(setupStart).Seconds()
 	if cfg.progress {
 		fmt.Fprintf(os.Stderr, "  setup: %d connected, %d rooms created and joined in %.2fs; sending for %s\n",
@@ -192,6 +203,10 @@ func runSend(cfg *config, d *dialer) (*sendResult, error) {
 		offset := float64(i) / cfg.rate * 1e9
 		go func() {
 			defer wg.Done()
+			if r.react {
+				c.reactLoop(convs[c.room], seeds[c.room], cfg, start, end, offset, interval)
+				return
+			}
 			c.sendLoop(convs[c.room], cfg, start, end, offset, interval)
 		}()
 	}
@@ -334,8 +349,8 @@ func (c *wsConn) sendLoop(conv string, cfg *config, start, end time.Time, offset
 	}
 }
 
-// sendLimit is the message:send limit the session event advertises.
-func sendLimit(session []byte) (desc string, capacity, refill float64) {
+// sendLimit is the limit of command the session event advertises.
+func sendLimit(session []byte, command string) (desc string, capacity, refill float64) {
 	var s struct {
 		Data struct {
 			Limits map[string]struct {
@@ -347,7 +362,7 @@ func sendLimit(session []byte) (desc string, capacity, refill float64) {
 	if json.Unmarshal(session, &s) != nil {
 		return "", 0, 0
 	}
-	l, ok := s.Data.Limits["message:send"]
+	l, ok := s.Data.Limits[command]
 	if !ok {
 		return "", 0, 0
 	}
