@@ -186,3 +186,56 @@ func TestReactValidation(t *testing.T) {
 	mustCode(t, call(t, nc, names.ActionReact, reactReq(who("acme", "eve"), conv, msg, "x", true), &chatv1.ReactResponse{}), errs.CodeForbidden)
 	mustCode(t, call(t, nc, names.ActionReactions, &chatv1.ReactionsRequest{Principal: alice, ConversationId: conv}, &chatv1.ReactionsResponse{}), errs.CodeValidation)
 }
+
+// A reactions reply fits its bounds: with many users every emoji shows
+// fewer (the same number for all), counts stay exact; when even none
+// would not fit, the reply ends at a message and says truncated.
+func TestReactionsReplyFits(t *testing.T) {
+	ns := natstest.Server(t)
+	nc := natstest.Conn(t, ns)
+	s := start(t, nc)
+	users := make([]string, 30)
+	for i := range users {
+		users[i] = fmt.Sprintf("%064d", i)
+	}
+	build := func(emoji int) [][]*chatv1.Reaction {
+		var per [][]*chatv1.Reaction
+		for m := range maxReactionMessages {
+			st := &chatv1.ReactionsState{}
+			for e := range emoji {
+				st.Emoji = append(st.Emoji, &chatv1.EmojiUsers{Emoji: fmt.Sprint("e", e), UserIds: users})
+			}
+			per = append(per, reactionsOf(messageID(1, uint64(m+1)), st, who("acme", users[3])))
+		}
+		return per
+	}
+	fits := func(out []*chatv1.Reaction) {
+		t.Helper()
+		w, j := reactionsSize([][]*chatv1.Reaction{out}, reactionUsersShown)
+		if w > s.wireLimit() || j > s.cfg.ReplyBytes {
+			t.Fatalf("reply of %d bytes (JSON %d), limits %d and %d", w, j, s.wireLimit(), s.cfg.ReplyBytes)
+		}
+	}
+	out, truncated := s.fitReactions(build(10))
+	fits(out)
+	k := len(out[0].UserIds)
+	if truncated || len(out) != 1000 || k == 0 || k >= reactionUsersShown {
+		t.Fatalf("%d reactions, truncated %v, %d users each", len(out), truncated, k)
+	}
+	for _, r := range out {
+		if len(r.UserIds) != k || r.Count != 30 || !r.Me {
+			t.Fatalf("reaction %v, want %d users, count 30, me", r, k)
+		}
+	}
+	out, truncated = s.fitReactions(build(maxEmojiPerMessage))
+	fits(out)
+	if truncated || len(out) != 5000 || len(out[0].UserIds) != 0 {
+		t.Fatalf("%d reactions, truncated %v, want 5,000 without users", len(out), truncated)
+	}
+	s.cfg.ReplyBytes = 64 << 10 // read by fitReactions only: no command runs meanwhile
+	out, truncated = s.fitReactions(build(maxEmojiPerMessage))
+	fits(out)
+	if !truncated || len(out) == 0 || len(out)%maxEmojiPerMessage != 0 || len(out[0].UserIds) != 0 {
+		t.Fatalf("%d reactions, truncated %v", len(out), truncated)
+	}
+}

@@ -150,7 +150,7 @@
 
   function onEvent(type, d) {
     switch (type) {
-      case "message:new": case "message:edited": case "message:deleted": case "conversation:updated":
+      case "message:new": case "message:edited": case "message:deleted": case "message:reacted": case "conversation:updated":
         return durable({ type, data: d }, true);
       case "typing": return typing(d);
       case "receipt": return receipt(d);
