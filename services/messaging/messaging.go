@@ -1,5 +1,5 @@
 // Package messaging is the authority on conversations, membership, messages,
-// edits, deletes and receipts.
+// edits, deletes, reactions and receipts.
 //
 // It answers commands on chat.cmd.messaging.<org>.<action> (queue group
 // "messaging"), enforces tenancy and ownership, appends every durable event
