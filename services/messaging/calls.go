@@ -53,7 +53,16 @@ var errBusy = errs.New(errs.CodeUnavailable, "conversation is busy; retry with t
 // lock takes the lock of a conversation (striped), or gives up when ctx
 // ends: a waiter never outlives its command.
 func (s *Service) lock(ctx context.Context, key string) (unlock func(), err error) {
-	ch := s.locks[s.stripe(key)]
+	return takeLock(ctx, s.locks[s.stripe(key)])
+}
+
+// lockReactions takes the lock of a message's reactions (striped), like
+// lock.
+func (s *Service) lockReactions(ctx context.Context, key string) (unlock func(), err error) {
+	return takeLock(ctx, s.reactLocks[s.stripe(key)])
+}
+
+func takeLock(ctx context.Context, ch chan struct{}) (unlock func(), err error) {
 	select {
 	case ch <- struct{}{}:
 		return func() { <-ch }, nil

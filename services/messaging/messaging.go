@@ -162,6 +162,10 @@ type Service struct {
 
 	seed  maphash.Seed
 	locks [256]chan struct{} // striped by conversation: appends in order (lock)
+	// reactLocks, striped by message, serialize this instance's reacts on
+	// one message (taken before a conversation's lock, never after), so
+	// that they do not race each other into compare-and-set retries.
+	reactLocks [256]chan struct{}
 	last  sync.Map           // <org>.<conv> -> uint64, the last seq this instance knows
 
 	convCache  *convCache             // records for the send path's check
@@ -195,6 +199,7 @@ func New(ctx context.Context, nc *nats.Conn, cfg Config) (*Service, error) {
 	}
 	for i := range s.locks {
 		s.locks[i] = make(chan struct{}, 1)
+		s.reactLocks[i] = make(chan struct{}, 1)
 	}
 	if cfg.Registerer != nil {
 		if err := cfg.Registerer.Register(s.convChecks); err != nil {

@@ -32,6 +32,11 @@ import (
 // so it holds at most reactionsValueBytes; counts and "me" are exact, and a
 // reply shows at most reactionUsersShown users per emoji.
 //
+// Within one instance a striped lock serializes the reacts on one message
+// (a popular message gets many at once: without it they would race each
+// other into compare-and-set retries); across instances the
+// compare-and-set decides.
+//
 // Order: the state first, then the event (like a delete). The state's CAS
 // also records the change as pending; the message_reacted event is then
 // appended with a JetStream message id made from the state's revision, and
@@ -77,6 +82,11 @@ func (s *Service) react(ctx context.Context, req *chatv1.ReactRequest) (*chatv1.
 		return nil, err
 	}
 	key := names.ReactionsKey(p.Org, req.ConversationId, req.MessageId)
+	unlock, err := s.lockReactions(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
 	for range maxAppendAttempts {
 		st, rev, err := s.reactionsState(ctx, key)
 		if err != nil {
