@@ -104,3 +104,39 @@ func BenchmarkReact(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkReactOneMessage is BenchmarkReact with every user on one
+// message of one conversation: the reacts queue on the message's lock.
+func BenchmarkReactOneMessage(b *testing.B) {
+	nc := benchService(b)
+	ctx := context.Background()
+	users := make([]string, 16)
+	for i := range users {
+		users[i] = fmt.Sprint("u", i)
+	}
+	var created chatv1.CreateConversationResponse
+	if err := svc.Call(ctx, nc, names.Command(names.Messaging, "acme", names.ActionCreate),
+		&chatv1.CreateConversationRequest{Principal: who("acme", "u0"), Participants: users}, &created); err != nil {
+		b.Fatal(err)
+	}
+	var sent chatv1.SendResponse
+	if err := svc.Call(ctx, nc, names.Command(names.Messaging, "acme", names.ActionSend),
+		&chatv1.SendRequest{Principal: who("acme", "u0"), ConversationId: created.ConversationId, Content: "m", ClientMsgId: "1"}, &sent); err != nil {
+		b.Fatal(err)
+	}
+	var next atomic.Int64
+	b.SetParallelism(8)
+	cpu0 := cpuNanos()
+	b.ResetTimer()
+	defer func() { b.ReportMetric(float64(cpuNanos()-cpu0)/float64(b.N), "cpu-ns/op") }()
+	b.RunParallel(func(pb *testing.PB) {
+		p := who("acme", users[int(next.Add(1))%len(users)])
+		for k := 0; pb.Next(); k++ {
+			req := &chatv1.ReactRequest{Principal: p, ConversationId: created.ConversationId, MessageId: sent.MessageId, Emoji: fmt.Sprint("e", k%8), On: (k/8)%2 == 0}
+			if err := svc.Call(ctx, nc, names.Command(names.Messaging, "acme", names.ActionReact), req, &chatv1.ReactResponse{}); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}
