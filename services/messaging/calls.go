@@ -59,8 +59,16 @@ func (s *Service) lock(ctx context.Context, key string) (unlock func(), err erro
 // lockReactions takes the lock of a message's reactions (striped), like
 // lock.
 func (s *Service) lockReactions(ctx context.Context, key string) (unlock func(), err error) {
-	return takeLock(ctx, s.reactLocks[s.stripe(key)])
+	unlock, err = takeLock(ctx, s.reactLocks[s.stripe(key)])
+	if err != nil {
+		return nil, errReactBusy
+	}
+	return unlock, nil
 }
+
+// errReactBusy answers a react that waited its whole budget for its
+// message's lock.
+var errReactBusy = errs.New(errs.CodeUnavailable, "message is busy; retry")
 
 func takeLock(ctx context.Context, ch chan struct{}) (unlock func(), err error) {
 	select {
