@@ -43,7 +43,12 @@ type Event struct {
 	//	*Event_ConversationChanged
 	//	*Event_MessageReacted
 	//	*Event_ConversationActivity
-	Body          isEvent_Body `protobuf_oneof:"body"`
+	Body isEvent_Body `protobuf_oneof:"body"`
+	// tally is set by messaging on every durable event it stores (absent on
+	// events stored before it was added): what the conversation held before
+	// this event, so that a list finds the newest message and bounds its
+	// unread counts without scanning.
+	Tally         *Tally `protobuf:"bytes,4,opt,name=tally,proto3" json:"tally,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -196,6 +201,13 @@ func (x *Event) GetConversationActivity() *ConversationActivity {
 	return nil
 }
 
+func (x *Event) GetTally() *Tally {
+	if x != nil {
+		return x.Tally
+	}
+	return nil
+}
+
 type isEvent_Body interface {
 	isEvent_Body()
 }
@@ -260,6 +272,74 @@ func (*Event_MessageReacted) isEvent_Body() {}
 
 func (*Event_ConversationActivity) isEvent_Body() {}
 
+// Tally is what a conversation held before the event that carries it.
+type Tally struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// prev_message_seq is the seq of the conversation's newest message_new
+	// before this event (0: none, or none since events were tallied).
+	PrevMessageSeq uint64 `protobuf:"varint,1,opt,name=prev_message_seq,json=prevMessageSeq,proto3" json:"prev_message_seq,omitempty"`
+	// messages_before counts the message_new events before this one, since
+	// the first tallied event (since_seq).
+	MessagesBefore uint64 `protobuf:"varint,2,opt,name=messages_before,json=messagesBefore,proto3" json:"messages_before,omitempty"`
+	// since_seq is the seq after which messages are counted: 0 when every
+	// event of the conversation is tallied, else the last event stored
+	// before tallies existed.
+	SinceSeq      uint64 `protobuf:"varint,3,opt,name=since_seq,json=sinceSeq,proto3" json:"since_seq,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Tally) Reset() {
+	*x = Tally{}
+	mi := &file_switchboard_v1_events_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Tally) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Tally) ProtoMessage() {}
+
+func (x *Tally) ProtoReflect() protoreflect.Message {
+	mi := &file_switchboard_v1_events_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Tally.ProtoReflect.Descriptor instead.
+func (*Tally) Descriptor() ([]byte, []int) {
+	return file_switchboard_v1_events_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *Tally) GetPrevMessageSeq() uint64 {
+	if x != nil {
+		return x.PrevMessageSeq
+	}
+	return 0
+}
+
+func (x *Tally) GetMessagesBefore() uint64 {
+	if x != nil {
+		return x.MessagesBefore
+	}
+	return 0
+}
+
+func (x *Tally) GetSinceSeq() uint64 {
+	if x != nil {
+		return x.SinceSeq
+	}
+	return 0
+}
+
 type MessageNew struct {
 	state       protoimpl.MessageState `protogen:"open.v1"`
 	MessageId   string                 `protobuf:"bytes,1,opt,name=message_id,json=messageId,proto3" json:"message_id,omitempty"`
@@ -277,7 +357,7 @@ type MessageNew struct {
 
 func (x *MessageNew) Reset() {
 	*x = MessageNew{}
-	mi := &file_switchboard_v1_events_proto_msgTypes[1]
+	mi := &file_switchboard_v1_events_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -289,7 +369,7 @@ func (x *MessageNew) String() string {
 func (*MessageNew) ProtoMessage() {}
 
 func (x *MessageNew) ProtoReflect() protoreflect.Message {
-	mi := &file_switchboard_v1_events_proto_msgTypes[1]
+	mi := &file_switchboard_v1_events_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -302,7 +382,7 @@ func (x *MessageNew) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MessageNew.ProtoReflect.Descriptor instead.
 func (*MessageNew) Descriptor() ([]byte, []int) {
-	return file_switchboard_v1_events_proto_rawDescGZIP(), []int{1}
+	return file_switchboard_v1_events_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *MessageNew) GetMessageId() string {
@@ -368,7 +448,7 @@ type Attachment struct {
 
 func (x *Attachment) Reset() {
 	*x = Attachment{}
-	mi := &file_switchboard_v1_events_proto_msgTypes[2]
+	mi := &file_switchboard_v1_events_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -380,7 +460,7 @@ func (x *Attachment) String() string {
 func (*Attachment) ProtoMessage() {}
 
 func (x *Attachment) ProtoReflect() protoreflect.Message {
-	mi := &file_switchboard_v1_events_proto_msgTypes[2]
+	mi := &file_switchboard_v1_events_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -393,7 +473,7 @@ func (x *Attachment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Attachment.ProtoReflect.Descriptor instead.
 func (*Attachment) Descriptor() ([]byte, []int) {
-	return file_switchboard_v1_events_proto_rawDescGZIP(), []int{2}
+	return file_switchboard_v1_events_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *Attachment) GetFileId() string {
@@ -439,7 +519,7 @@ type MessageReacted struct {
 
 func (x *MessageReacted) Reset() {
 	*x = MessageReacted{}
-	mi := &file_switchboard_v1_events_proto_msgTypes[3]
+	mi := &file_switchboard_v1_events_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -451,7 +531,7 @@ func (x *MessageReacted) String() string {
 func (*MessageReacted) ProtoMessage() {}
 
 func (x *MessageReacted) ProtoReflect() protoreflect.Message {
-	mi := &file_switchboard_v1_events_proto_msgTypes[3]
+	mi := &file_switchboard_v1_events_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -464,7 +544,7 @@ func (x *MessageReacted) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MessageReacted.ProtoReflect.Descriptor instead.
 func (*MessageReacted) Descriptor() ([]byte, []int) {
-	return file_switchboard_v1_events_proto_rawDescGZIP(), []int{3}
+	return file_switchboard_v1_events_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *MessageReacted) GetMessageId() string {
@@ -518,7 +598,7 @@ type ConversationActivity struct {
 
 func (x *ConversationActivity) Reset() {
 	*x = ConversationActivity{}
-	mi := &file_switchboard_v1_events_proto_msgTypes[4]
+	mi := &file_switchboard_v1_events_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -530,7 +610,7 @@ func (x *ConversationActivity) String() string {
 func (*ConversationActivity) ProtoMessage() {}
 
 func (x *ConversationActivity) ProtoReflect() protoreflect.Message {
-	mi := &file_switchboard_v1_events_proto_msgTypes[4]
+	mi := &file_switchboard_v1_events_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -543,7 +623,7 @@ func (x *ConversationActivity) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConversationActivity.ProtoReflect.Descriptor instead.
 func (*ConversationActivity) Descriptor() ([]byte, []int) {
-	return file_switchboard_v1_events_proto_rawDescGZIP(), []int{4}
+	return file_switchboard_v1_events_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *ConversationActivity) GetLastSeq() uint64 {
@@ -586,7 +666,7 @@ type MessageEdited struct {
 
 func (x *MessageEdited) Reset() {
 	*x = MessageEdited{}
-	mi := &file_switchboard_v1_events_proto_msgTypes[5]
+	mi := &file_switchboard_v1_events_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -598,7 +678,7 @@ func (x *MessageEdited) String() string {
 func (*MessageEdited) ProtoMessage() {}
 
 func (x *MessageEdited) ProtoReflect() protoreflect.Message {
-	mi := &file_switchboard_v1_events_proto_msgTypes[5]
+	mi := &file_switchboard_v1_events_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -611,7 +691,7 @@ func (x *MessageEdited) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MessageEdited.ProtoReflect.Descriptor instead.
 func (*MessageEdited) Descriptor() ([]byte, []int) {
-	return file_switchboard_v1_events_proto_rawDescGZIP(), []int{5}
+	return file_switchboard_v1_events_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *MessageEdited) GetMessageId() string {
@@ -653,7 +733,7 @@ type MessageDeleted struct {
 
 func (x *MessageDeleted) Reset() {
 	*x = MessageDeleted{}
-	mi := &file_switchboard_v1_events_proto_msgTypes[6]
+	mi := &file_switchboard_v1_events_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -665,7 +745,7 @@ func (x *MessageDeleted) String() string {
 func (*MessageDeleted) ProtoMessage() {}
 
 func (x *MessageDeleted) ProtoReflect() protoreflect.Message {
-	mi := &file_switchboard_v1_events_proto_msgTypes[6]
+	mi := &file_switchboard_v1_events_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -678,7 +758,7 @@ func (x *MessageDeleted) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MessageDeleted.ProtoReflect.Descriptor instead.
 func (*MessageDeleted) Descriptor() ([]byte, []int) {
-	return file_switchboard_v1_events_proto_rawDescGZIP(), []int{6}
+	return file_switchboard_v1_events_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *MessageDeleted) GetMessageId() string {
@@ -711,7 +791,7 @@ type ConversationUpdated struct {
 
 func (x *ConversationUpdated) Reset() {
 	*x = ConversationUpdated{}
-	mi := &file_switchboard_v1_events_proto_msgTypes[7]
+	mi := &file_switchboard_v1_events_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -723,7 +803,7 @@ func (x *ConversationUpdated) String() string {
 func (*ConversationUpdated) ProtoMessage() {}
 
 func (x *ConversationUpdated) ProtoReflect() protoreflect.Message {
-	mi := &file_switchboard_v1_events_proto_msgTypes[7]
+	mi := &file_switchboard_v1_events_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -736,7 +816,7 @@ func (x *ConversationUpdated) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConversationUpdated.ProtoReflect.Descriptor instead.
 func (*ConversationUpdated) Descriptor() ([]byte, []int) {
-	return file_switchboard_v1_events_proto_rawDescGZIP(), []int{7}
+	return file_switchboard_v1_events_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ConversationUpdated) GetParticipants() []string {
@@ -761,7 +841,7 @@ type ConversationChanged struct {
 
 func (x *ConversationChanged) Reset() {
 	*x = ConversationChanged{}
-	mi := &file_switchboard_v1_events_proto_msgTypes[8]
+	mi := &file_switchboard_v1_events_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -773,7 +853,7 @@ func (x *ConversationChanged) String() string {
 func (*ConversationChanged) ProtoMessage() {}
 
 func (x *ConversationChanged) ProtoReflect() protoreflect.Message {
-	mi := &file_switchboard_v1_events_proto_msgTypes[8]
+	mi := &file_switchboard_v1_events_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -786,7 +866,7 @@ func (x *ConversationChanged) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConversationChanged.ProtoReflect.Descriptor instead.
 func (*ConversationChanged) Descriptor() ([]byte, []int) {
-	return file_switchboard_v1_events_proto_rawDescGZIP(), []int{8}
+	return file_switchboard_v1_events_proto_rawDescGZIP(), []int{9}
 }
 
 type Typing struct {
@@ -802,7 +882,7 @@ type Typing struct {
 
 func (x *Typing) Reset() {
 	*x = Typing{}
-	mi := &file_switchboard_v1_events_proto_msgTypes[9]
+	mi := &file_switchboard_v1_events_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -814,7 +894,7 @@ func (x *Typing) String() string {
 func (*Typing) ProtoMessage() {}
 
 func (x *Typing) ProtoReflect() protoreflect.Message {
-	mi := &file_switchboard_v1_events_proto_msgTypes[9]
+	mi := &file_switchboard_v1_events_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -827,7 +907,7 @@ func (x *Typing) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Typing.ProtoReflect.Descriptor instead.
 func (*Typing) Descriptor() ([]byte, []int) {
-	return file_switchboard_v1_events_proto_rawDescGZIP(), []int{9}
+	return file_switchboard_v1_events_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Typing) GetUserId() string {
@@ -862,7 +942,7 @@ type Receipt struct {
 
 func (x *Receipt) Reset() {
 	*x = Receipt{}
-	mi := &file_switchboard_v1_events_proto_msgTypes[10]
+	mi := &file_switchboard_v1_events_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -874,7 +954,7 @@ func (x *Receipt) String() string {
 func (*Receipt) ProtoMessage() {}
 
 func (x *Receipt) ProtoReflect() protoreflect.Message {
-	mi := &file_switchboard_v1_events_proto_msgTypes[10]
+	mi := &file_switchboard_v1_events_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -887,7 +967,7 @@ func (x *Receipt) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Receipt.ProtoReflect.Descriptor instead.
 func (*Receipt) Descriptor() ([]byte, []int) {
-	return file_switchboard_v1_events_proto_rawDescGZIP(), []int{10}
+	return file_switchboard_v1_events_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Receipt) GetUserId() string {
@@ -924,7 +1004,7 @@ type Presence struct {
 
 func (x *Presence) Reset() {
 	*x = Presence{}
-	mi := &file_switchboard_v1_events_proto_msgTypes[11]
+	mi := &file_switchboard_v1_events_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -936,7 +1016,7 @@ func (x *Presence) String() string {
 func (*Presence) ProtoMessage() {}
 
 func (x *Presence) ProtoReflect() protoreflect.Message {
-	mi := &file_switchboard_v1_events_proto_msgTypes[11]
+	mi := &file_switchboard_v1_events_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -949,7 +1029,7 @@ func (x *Presence) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Presence.ProtoReflect.Descriptor instead.
 func (*Presence) Descriptor() ([]byte, []int) {
-	return file_switchboard_v1_events_proto_rawDescGZIP(), []int{11}
+	return file_switchboard_v1_events_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Presence) GetUserId() string {
@@ -977,7 +1057,7 @@ var File_switchboard_v1_events_proto protoreflect.FileDescriptor
 
 const file_switchboard_v1_events_proto_rawDesc = "" +
 	"\n" +
-	"\x1bswitchboard/v1/events.proto\x12\x0eswitchboard.v1\"\xb2\x06\n" +
+	"\x1bswitchboard/v1/events.proto\x12\x0eswitchboard.v1\"\xdf\x06\n" +
 	"\x05Event\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12\x19\n" +
 	"\bprev_seq\x18\x02 \x01(\x04R\aprevSeq\x12'\n" +
@@ -993,8 +1073,13 @@ const file_switchboard_v1_events_proto_rawDesc = "" +
 	"\bpresence\x18\x10 \x01(\v2\x18.switchboard.v1.PresenceH\x00R\bpresence\x12X\n" +
 	"\x14conversation_changed\x18\x11 \x01(\v2#.switchboard.v1.ConversationChangedH\x00R\x13conversationChanged\x12I\n" +
 	"\x0fmessage_reacted\x18\x12 \x01(\v2\x1e.switchboard.v1.MessageReactedH\x00R\x0emessageReacted\x12[\n" +
-	"\x15conversation_activity\x18\x13 \x01(\v2$.switchboard.v1.ConversationActivityH\x00R\x14conversationActivityB\x06\n" +
-	"\x04body\"\x83\x02\n" +
+	"\x15conversation_activity\x18\x13 \x01(\v2$.switchboard.v1.ConversationActivityH\x00R\x14conversationActivity\x12+\n" +
+	"\x05tally\x18\x04 \x01(\v2\x15.switchboard.v1.TallyR\x05tallyB\x06\n" +
+	"\x04body\"w\n" +
+	"\x05Tally\x12(\n" +
+	"\x10prev_message_seq\x18\x01 \x01(\x04R\x0eprevMessageSeq\x12'\n" +
+	"\x0fmessages_before\x18\x02 \x01(\x04R\x0emessagesBefore\x12\x1b\n" +
+	"\tsince_seq\x18\x03 \x01(\x04R\bsinceSeq\"\x83\x02\n" +
 	"\n" +
 	"MessageNew\x12\x1d\n" +
 	"\n" +
@@ -1065,38 +1150,40 @@ func file_switchboard_v1_events_proto_rawDescGZIP() []byte {
 	return file_switchboard_v1_events_proto_rawDescData
 }
 
-var file_switchboard_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
+var file_switchboard_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
 var file_switchboard_v1_events_proto_goTypes = []any{
 	(*Event)(nil),                // 0: switchboard.v1.Event
-	(*MessageNew)(nil),           // 1: switchboard.v1.MessageNew
-	(*Attachment)(nil),           // 2: switchboard.v1.Attachment
-	(*MessageReacted)(nil),       // 3: switchboard.v1.MessageReacted
-	(*ConversationActivity)(nil), // 4: switchboard.v1.ConversationActivity
-	(*MessageEdited)(nil),        // 5: switchboard.v1.MessageEdited
-	(*MessageDeleted)(nil),       // 6: switchboard.v1.MessageDeleted
-	(*ConversationUpdated)(nil),  // 7: switchboard.v1.ConversationUpdated
-	(*ConversationChanged)(nil),  // 8: switchboard.v1.ConversationChanged
-	(*Typing)(nil),               // 9: switchboard.v1.Typing
-	(*Receipt)(nil),              // 10: switchboard.v1.Receipt
-	(*Presence)(nil),             // 11: switchboard.v1.Presence
+	(*Tally)(nil),                // 1: switchboard.v1.Tally
+	(*MessageNew)(nil),           // 2: switchboard.v1.MessageNew
+	(*Attachment)(nil),           // 3: switchboard.v1.Attachment
+	(*MessageReacted)(nil),       // 4: switchboard.v1.MessageReacted
+	(*ConversationActivity)(nil), // 5: switchboard.v1.ConversationActivity
+	(*MessageEdited)(nil),        // 6: switchboard.v1.MessageEdited
+	(*MessageDeleted)(nil),       // 7: switchboard.v1.MessageDeleted
+	(*ConversationUpdated)(nil),  // 8: switchboard.v1.ConversationUpdated
+	(*ConversationChanged)(nil),  // 9: switchboard.v1.ConversationChanged
+	(*Typing)(nil),               // 10: switchboard.v1.Typing
+	(*Receipt)(nil),              // 11: switchboard.v1.Receipt
+	(*Presence)(nil),             // 12: switchboard.v1.Presence
 }
 var file_switchboard_v1_events_proto_depIdxs = []int32{
-	1,  // 0: switchboard.v1.Event.message_new:type_name -> switchboard.v1.MessageNew
-	5,  // 1: switchboard.v1.Event.message_edited:type_name -> switchboard.v1.MessageEdited
-	6,  // 2: switchboard.v1.Event.message_deleted:type_name -> switchboard.v1.MessageDeleted
-	7,  // 3: switchboard.v1.Event.conversation_updated:type_name -> switchboard.v1.ConversationUpdated
-	9,  // 4: switchboard.v1.Event.typing:type_name -> switchboard.v1.Typing
-	10, // 5: switchboard.v1.Event.receipt:type_name -> switchboard.v1.Receipt
-	11, // 6: switchboard.v1.Event.presence:type_name -> switchboard.v1.Presence
-	8,  // 7: switchboard.v1.Event.conversation_changed:type_name -> switchboard.v1.ConversationChanged
-	3,  // 8: switchboard.v1.Event.message_reacted:type_name -> switchboard.v1.MessageReacted
-	4,  // 9: switchboard.v1.Event.conversation_activity:type_name -> switchboard.v1.ConversationActivity
-	2,  // 10: switchboard.v1.MessageNew.attachments:type_name -> switchboard.v1.Attachment
-	11, // [11:11] is the sub-list for method output_type
-	11, // [11:11] is the sub-list for method input_type
-	11, // [11:11] is the sub-list for extension type_name
-	11, // [11:11] is the sub-list for extension extendee
-	0,  // [0:11] is the sub-list for field type_name
+	2,  // 0: switchboard.v1.Event.message_new:type_name -> switchboard.v1.MessageNew
+	6,  // 1: switchboard.v1.Event.message_edited:type_name -> switchboard.v1.MessageEdited
+	7,  // 2: switchboard.v1.Event.message_deleted:type_name -> switchboard.v1.MessageDeleted
+	8,  // 3: switchboard.v1.Event.conversation_updated:type_name -> switchboard.v1.ConversationUpdated
+	10, // 4: switchboard.v1.Event.typing:type_name -> switchboard.v1.Typing
+	11, // 5: switchboard.v1.Event.receipt:type_name -> switchboard.v1.Receipt
+	12, // 6: switchboard.v1.Event.presence:type_name -> switchboard.v1.Presence
+	9,  // 7: switchboard.v1.Event.conversation_changed:type_name -> switchboard.v1.ConversationChanged
+	4,  // 8: switchboard.v1.Event.message_reacted:type_name -> switchboard.v1.MessageReacted
+	5,  // 9: switchboard.v1.Event.conversation_activity:type_name -> switchboard.v1.ConversationActivity
+	1,  // 10: switchboard.v1.Event.tally:type_name -> switchboard.v1.Tally
+	3,  // 11: switchboard.v1.MessageNew.attachments:type_name -> switchboard.v1.Attachment
+	12, // [12:12] is the sub-list for method output_type
+	12, // [12:12] is the sub-list for method input_type
+	12, // [12:12] is the sub-list for extension type_name
+	12, // [12:12] is the sub-list for extension extendee
+	0,  // [0:12] is the sub-list for field type_name
 }
 
 func init() { file_switchboard_v1_events_proto_init() }
@@ -1122,7 +1209,7 @@ func file_switchboard_v1_events_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_switchboard_v1_events_proto_rawDesc), len(file_switchboard_v1_events_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   12,
+			NumMessages:   13,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

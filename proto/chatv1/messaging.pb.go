@@ -395,10 +395,15 @@ func (x *ParticipantsResponse) GetParticipants() []string {
 
 // action "list"
 type ListConversationsRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Principal     *Principal             `protobuf:"bytes,1,opt,name=principal,proto3" json:"principal,omitempty"`
-	Limit         uint32                 `protobuf:"varint,2,opt,name=limit,proto3" json:"limit,omitempty"`
-	Cursor        string                 `protobuf:"bytes,3,opt,name=cursor,proto3" json:"cursor,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Principal *Principal             `protobuf:"bytes,1,opt,name=principal,proto3" json:"principal,omitempty"`
+	Limit     uint32                 `protobuf:"varint,2,opt,name=limit,proto3" json:"limit,omitempty"`
+	Cursor    string                 `protobuf:"bytes,3,opt,name=cursor,proto3" json:"cursor,omitempty"`
+	// ids_only asks for the ids and last seqs of the caller's most recent
+	// conversations, up to limit (at most 1,000), without records, receipts,
+	// unread counts or last messages, and without a cursor: what an edge
+	// needs to follow a user's activity.
+	IdsOnly       bool `protobuf:"varint,4,opt,name=ids_only,json=idsOnly,proto3" json:"ids_only,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -452,6 +457,13 @@ func (x *ListConversationsRequest) GetCursor() string {
 		return x.Cursor
 	}
 	return ""
+}
+
+func (x *ListConversationsRequest) GetIdsOnly() bool {
+	if x != nil {
+		return x.IdsOnly
+	}
+	return false
 }
 
 type ConversationSummary struct {
@@ -2212,11 +2224,12 @@ const file_switchboard_v1_messaging_proto_rawDesc = "" +
 	"\auser_id\x18\x03 \x01(\tR\x06userId\"g\n" +
 	"\x14ParticipantsResponse\x12+\n" +
 	"\x05error\x18\x01 \x01(\v2\x15.switchboard.v1.ErrorR\x05error\x12\"\n" +
-	"\fparticipants\x18\x02 \x03(\tR\fparticipants\"\x81\x01\n" +
+	"\fparticipants\x18\x02 \x03(\tR\fparticipants\"\x9c\x01\n" +
 	"\x18ListConversationsRequest\x127\n" +
 	"\tprincipal\x18\x01 \x01(\v2\x19.switchboard.v1.PrincipalR\tprincipal\x12\x14\n" +
 	"\x05limit\x18\x02 \x01(\rR\x05limit\x12\x16\n" +
-	"\x06cursor\x18\x03 \x01(\tR\x06cursor\"\xac\x02\n" +
+	"\x06cursor\x18\x03 \x01(\tR\x06cursor\x12\x19\n" +
+	"\bids_only\x18\x04 \x01(\bR\aidsOnly\"\xac\x02\n" +
 	"\x13ConversationSummary\x12'\n" +
 	"\x0fconversation_id\x18\x01 \x01(\tR\x0econversationId\x12\x14\n" +
 	"\x05title\x18\x02 \x01(\tR\x05title\x12\"\n" +

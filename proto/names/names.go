@@ -106,6 +106,11 @@ func InboxPrefix(user string) string { return "_INBOX_" + user }
 // ConvEvents is the subject of a conversation's live events.
 func ConvEvents(org, conv string) string { return join("chat.evt.conv", org, conv) }
 
+// ActivityEvents is the subject of a conversation's activity: one small
+// ConversationActivity per new message, for the edges whose users are
+// participants but did not join it (chat.evt.act.<org>.<conv>).
+func ActivityEvents(org, conv string) string { return join("chat.evt.act", org, conv) }
+
 // PresenceEvents is the subject of one user's status changes.
 func PresenceEvents(org, user string) string { return join("chat.evt.presence", org, user) }
 

@@ -137,6 +137,7 @@ func (s *Server) open(nc net.Conn, id Identity, early []byte, sio *sioSession, o
 	s.conns.add(c)
 	s.metrics.connections.WithLabelValues(c.org).Inc()
 	s.hub.addUser(c)
+	s.hub.followUser(c)
 	c.reportPresence(false)
 	s.log.Info("connected", "org", c.org, "user", c.user, "conn", c.id, "remote", nc.RemoteAddr().String())
 	c.send(s.sessionFrame(c, id.Expires))
@@ -199,6 +200,7 @@ func (c *conn) finish(reason string) {
 		}
 		c.leaveAll()
 		s.hub.removeUser(c)
+		s.hub.unfollowUser(c)
 		s.conns.remove(c)
 		c.reportPresence(true)
 		s.metrics.connections.WithLabelValues(c.org).Dec()

@@ -85,12 +85,14 @@ func (d *listData) validate(f *errs.Fields) { checkLimit(f, d.Limit) }
 // summaryJSON is a list item. Messaging sizes list pages by this rendering
 // (services/messaging/bounds.go): a field added here is counted there.
 type summaryJSON struct {
-	ConversationID   string   `json:"conversationId"`
-	Title            string   `json:"title"`
-	Participants     []string `json:"participants"`
-	ParticipantCount uint32   `json:"participantCount"`
-	LastSeq          uint64   `json:"lastSeq"`
-	Read             uint64   `json:"read"`
+	ConversationID   string           `json:"conversationId"`
+	Title            string           `json:"title"`
+	Participants     []string         `json:"participants"`
+	ParticipantCount uint32           `json:"participantCount"`
+	LastSeq          uint64           `json:"lastSeq"`
+	Read             uint64           `json:"read"`
+	Unread           uint32           `json:"unread"`
+	LastMessage      *lastMessageJSON `json:"lastMessage,omitempty"`
 }
 
 func (c *conn) listConversations(ctx context.Context, d *listData) (any, error) {
@@ -106,7 +108,7 @@ func (c *conn) listConversations(ctx context.Context, d *listData) (any, error) 
 		Cursor        string        `json:"cursor,omitempty"`
 	}{Conversations: make([]summaryJSON, 0, len(resp.Conversations)), Cursor: resp.Cursor}
 	for _, s := range resp.Conversations {
-		out.Conversations = append(out.Conversations, summaryJSON{s.ConversationId, s.Title, nonNil(s.Participants), s.ParticipantCount, s.LastSeq, s.Read})
+		out.Conversations = append(out.Conversations, summaryJSON{s.ConversationId, s.Title, nonNil(s.Participants), s.ParticipantCount, s.LastSeq, s.Read, s.Unread, lastMessageOf(s.LastMessage)})
 	}
 	return out, nil
 }

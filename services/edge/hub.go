@@ -30,7 +30,8 @@ type hub struct {
 	stop   chan struct{}
 	closed sync.Once
 
-	watches watches // presence subscriptions (watches.go)
+	watches watches  // presence subscriptions (watches.go)
+	act     activity // activity subscriptions (activity.go)
 
 	// Fetches of the events that user notices name (userevents.go),
 	// started by dispatchers and ended by close.
@@ -74,7 +75,8 @@ type userSub struct {
 }
 
 func newHub(s *Server) *hub {
-	h := &hub{s: s, seed: maphash.MakeSeed(), stop: make(chan struct{}), fetching: map[string]*eventFetch{}, watches: watches{orgs: map[string]*orgWatch{}}}
+	h := &hub{s: s, seed: maphash.MakeSeed(), stop: make(chan struct{}), fetching: map[string]*eventFetch{}, watches: watches{orgs: map[string]*orgWatch{}},
+		act: activity{convs: map[string]*followedConv{}, users: map[string]*follower{}}}
 	h.fctx, h.fcancel = context.WithCancel(context.Background())
 	for i := range h.shards {
 		sh := &h.shards[i]
@@ -134,6 +136,8 @@ func (h *hub) route(sh *hubShard, m *nats.Msg) {
 		if r != nil {
 			r.receive(ev)
 		}
+	case strings.HasPrefix(m.Subject, "chat.evt.act."):
+		h.activityEvent(m.Subject, ev)
 	case strings.HasPrefix(m.Subject, "chat.evt.user."):
 		h.userEvent(sh, m.Subject, ev)
 	case presence:

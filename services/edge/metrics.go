@@ -24,6 +24,9 @@ type metrics struct {
 	rateChecks    *prometheus.CounterVec // result
 	rateFallbacks prometheus.Counter
 	refused       *prometheus.CounterVec // reason
+
+	activitySubs    prometheus.Gauge   // conversations followed for activity
+	activityRefused prometheus.Counter // follows refused at MaxActivitySubscriptions
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -87,7 +90,13 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m.refused = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "switchboard_edge_upgrades_refused_total", Help: "Upgrades refused with 429, by reason.",
 	}, []string{"reason"})
-	for _, c := range []prometheus.Collector{m.connections, m.commands, m.fanout, m.closes, m.overflows, m.writes, m.blocked, m.authFailures, m.requests, m.retries, m.gaps, m.presenceUpdates, m.presenceUnavailable, m.presenceSubs, m.rateChecks, m.rateFallbacks, m.refused} {
+	m.activitySubs = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "switchboard_edge_activity_subscriptions", Help: "Conversations the edge follows for conversation:activity (one subscription each).",
+	})
+	m.activityRefused = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "switchboard_edge_activity_refused_total", Help: "Conversations not followed for activity because the edge held MaxActivitySubscriptions.",
+	})
+	for _, c := range []prometheus.Collector{m.activitySubs, m.activityRefused, m.connections, m.commands, m.fanout, m.closes, m.overflows, m.writes, m.blocked, m.authFailures, m.requests, m.retries, m.gaps, m.presenceUpdates, m.presenceUnavailable, m.presenceSubs, m.rateChecks, m.rateFallbacks, m.refused} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

@@ -80,6 +80,14 @@ type conversationUpdatedJSON struct {
 	PrevSeq        uint64   `json:"prevSeq"`
 }
 
+type activityJSON struct {
+	ConversationID string `json:"conversationId"`
+	LastSeq        uint64 `json:"lastSeq"`
+	SenderID       string `json:"senderId"`
+	Preview        string `json:"preview"`
+	CreatedAt      string `json:"createdAt"`
+}
+
 type typingJSON struct {
 	ConversationID string `json:"conversationId"`
 	UserID         string `json:"userId"`
@@ -117,6 +125,9 @@ func renderEvent(ev *chatv1.Event) (eventJSON, bool) {
 		return eventJSON{"message:deleted", messageDeletedJSON{ev.ConversationId, m.MessageId, ev.Seq, ev.PrevSeq, m.SenderId, formatMs(m.DeletedAtMs)}}, true
 	case *chatv1.Event_ConversationUpdated:
 		return eventJSON{"conversation:updated", conversationUpdatedJSON{ev.ConversationId, nonNil(b.ConversationUpdated.Participants), ev.Seq, ev.PrevSeq}}, true
+	case *chatv1.Event_ConversationActivity:
+		a := b.ConversationActivity
+		return eventJSON{"conversation:activity", activityJSON{ev.ConversationId, a.LastSeq, a.SenderId, a.Preview, formatMs(a.CreatedAtMs)}}, true
 	case *chatv1.Event_Typing:
 		return eventJSON{"typing", typingJSON{ev.ConversationId, b.Typing.UserId, b.Typing.IsTyping}}, true
 	case *chatv1.Event_Receipt:
@@ -211,4 +222,20 @@ func nonNil[T any](s []T) []T {
 		return []T{}
 	}
 	return s
+}
+
+// lastMessageJSON is a list item's lastMessage. Messaging sizes list
+// pages by it (services/messaging/bounds.go, lastMessageJSONFixed).
+type lastMessageJSON struct {
+	MessageID string `json:"messageId"`
+	SenderID  string `json:"senderId"`
+	Content   string `json:"content"`
+	CreatedAt string `json:"createdAt"`
+}
+
+func lastMessageOf(m *chatv1.LastMessage) *lastMessageJSON {
+	if m == nil {
+		return nil
+	}
+	return &lastMessageJSON{m.MessageId, m.SenderId, m.Content, formatMs(m.CreatedAtMs)}
 }

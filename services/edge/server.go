@@ -108,6 +108,10 @@ type Config struct {
 	// 1,000 (a conversation's most participants) and 100,000.
 	PresenceWatchesPerOrg    int
 	MaxPresenceSubscriptions int
+	// MaxActivitySubscriptions bounds the conversations the edge follows
+	// for conversation:activity (a subscription each, shared by its users;
+	// activity.go); past it more are not followed. Default 100,000.
+	MaxActivitySubscriptions int
 	// MaxJoinsPerConnection bounds the conversations one connection has
 	// joined at once; the next conversation:join gets conflict (joining
 	// one again does not count twice). Default
@@ -183,6 +187,7 @@ func (c *Config) setDefaults() {
 	defInt(&c.MaxCommandsInFlight, DefaultMaxCommandsInFlight)
 	defInt(&c.PresenceWatchesPerOrg, 1000)
 	defInt(&c.MaxPresenceSubscriptions, 100_000)
+	defInt(&c.MaxActivitySubscriptions, 100_000)
 	defInt(&c.Writers, runtime.GOMAXPROCS(0))
 	defInt(&c.MaxMessageBytes, 64<<10)
 	defInt(&c.SendQueueFrames, 1024)

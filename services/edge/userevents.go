@@ -109,6 +109,9 @@ func (h *hub) flushUser(sh *hubShard, u *userSub) {
 // deliverUser sends a user event to the user's sockets, except those that
 // joined the conversation: they get it from the room, in order.
 func (h *hub) deliverUser(conns []*conn, ev *chatv1.Event) {
+	if len(conns) > 0 {
+		h.membershipActivity(conns[0].org, conns[0].user, ev)
+	}
 	f := eventFrame(ev)
 	if f == nil {
 		return

@@ -33,7 +33,10 @@ import (
 // field the edge renders more must be counted here too.
 const (
 	eventJSONFixed   = 256
-	summaryJSONFixed = 192
+	summaryJSONFixed = 224 // with "unread"
+	// lastMessageJSONFixed is a summary's lastMessage besides its strings:
+	// field names, braces and the time.
+	lastMessageJSONFixed = 128
 )
 
 // summaryParticipants is how many participant ids a list summary carries.
@@ -90,6 +93,9 @@ func (b *budget) event(ev *chatv1.Event) bool {
 
 func (b *budget) summary(c *chatv1.ConversationSummary) bool {
 	json := summaryJSONFixed + jsonStringSize(c.ConversationId) + jsonStringSize(c.Title) + stringsJSONSize(c.Participants)
+	if m := c.LastMessage; m != nil {
+		json += lastMessageJSONFixed + jsonStringSize(m.MessageId) + jsonStringSize(m.SenderId) + jsonStringSize(m.Content)
+	}
 	return b.take(itemSize(proto.Size(c)), json)
 }
 

@@ -169,6 +169,9 @@ func (s *Service) remove(ctx context.Context, req *chatv1.RemoveParticipantReque
 func (s *Service) list(ctx context.Context, req *chatv1.ListConversationsRequest) (*chatv1.ListConversationsResponse, error) {
 	p := req.Principal
 	var f errs.Fields
+	if req.IdsOnly {
+		return s.listIDs(ctx, p, req.Limit)
+	}
 	n := page(&f, req.Limit)
 	after, hasCursor := parseCursor(req.Cursor)
 	if req.Cursor != "" && !hasCursor {
@@ -181,7 +184,7 @@ func (s *Service) list(ctx context.Context, req *chatv1.ListConversationsRequest
 	if err != nil {
 		return nil, err
 	}
-	all, err := s.summaries(ctx, p.Org, p.User, convIDs)
+	all, lasts, err := s.summaries(ctx, p.Org, p.User, convIDs)
 	if err != nil {
 		return nil, err
 	}
@@ -200,7 +203,11 @@ func (s *Service) list(ctx context.Context, req *chatv1.ListConversationsRequest
 		}
 	}
 	// The page ends at n conversations, or earlier when the next would not
-	// fit in the reply.
+	// fit in the reply; only the n read their unread counts and last
+	// messages (inbox.go).
+	if err := s.inbox(ctx, p.Org, p.User, all[start:min(len(all), start+n)], lasts); err != nil {
+		return nil, err
+	}
 	b := s.budget(listFixedBytes)
 	end := start
 	for end < len(all) && end-start < n && b.summary(all[end]) {
@@ -242,9 +249,11 @@ func parseCursor(s string) (cursor, bool) {
 }
 
 // summaries loads the records, last seqs and the caller's read markers of
-// convIDs, a few batched reads for all of them.
-func (s *Service) summaries(ctx context.Context, org, user string, convIDs []string) ([]*chatv1.ConversationSummary, error) {
+// convIDs, a few batched reads for all of them, and returns the last events
+// as read, by conversation.
+func (s *Service) summaries(ctx context.Context, org, user string, convIDs []string) ([]*chatv1.ConversationSummary, map[string]storedEvent, error) {
 	out := make([]*chatv1.ConversationSummary, 0, len(convIDs))
+	lastEv := make(map[string]storedEvent, len(convIDs))
 	for len(convIDs) > 0 {
 		chunk := convIDs[:min(len(convIDs), 1000)]
 		convIDs = convIDs[len(chunk):]
@@ -256,19 +265,20 @@ func (s *Service) summaries(ctx context.Context, org, user string, convIDs []str
 		}
 		recs, err := s.multiLast(ctx, names.KVStream(names.BucketConversations), recSubj, 0)
 		if err != nil {
-			return nil, fmt.Errorf("load conversations: %w", err)
+			return nil, nil, fmt.Errorf("load conversations: %w", err)
 		}
 		lasts, err := s.multiLast(ctx, names.StreamEvents, lastSubj, 0)
 		if err != nil {
-			return nil, fmt.Errorf("load last events: %w", err)
+			return nil, nil, fmt.Errorf("load last events: %w", err)
 		}
 		reads, err := s.multiLast(ctx, names.KVStream(names.BucketReceipts), readSubj, 0)
 		if err != nil {
-			return nil, fmt.Errorf("load receipts: %w", err)
+			return nil, nil, fmt.Errorf("load receipts: %w", err)
 		}
 		lastBy := map[string]uint64{}
 		for _, m := range lasts.Msgs {
 			lastBy[lastToken(m.Subject)] = m.Seq
+			lastEv[lastToken(m.Subject)] = storedEvent{m.Seq, m.Data}
 		}
 		readBy := map[string]uint64{}
 		for _, m := range reads.Msgs {
@@ -292,7 +302,7 @@ func (s *Service) summaries(ctx context.Context, org, user string, convIDs []str
 			})
 		}
 	}
-	return out, nil
+	return out, lastEv, nil
 }
 
 // convOfReceipt returns <conv> of $KV.chat_receipts.<org>.<conv>.<user>.

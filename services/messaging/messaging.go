@@ -166,7 +166,7 @@ type Service struct {
 	// one message (taken before a conversation's lock, never after), so
 	// that they do not race each other into compare-and-set retries.
 	reactLocks [256]chan struct{}
-	last       sync.Map // <org>.<conv> -> uint64, the last seq this instance knows
+	last       sync.Map // <org>.<conv> -> tail, the last event this instance appended (tally.go)
 
 	convCache  *convCache             // records for the send path's check
 	convChecks *prometheus.CounterVec // source: cached or read

@@ -46,13 +46,14 @@ func (s *Service) appendEvent(ctx context.Context, org, conv string, ev *chatv1.
 	}
 	defer unlock()
 
-	prev, known := s.cachedLast(key)
+	t, known := s.cachedTail(key)
 	if !known {
-		if prev, err = s.lastSeq(ctx, org, conv); err != nil {
+		if t, err = s.readTail(ctx, org, conv); err != nil {
 			return appended{}, err
 		}
 	}
 	for range maxAppendAttempts {
+		prev := t.seq
 		if check != nil {
 			if err := check(ctx, prev); err != nil {
 				return appended{}, err
@@ -60,6 +61,7 @@ func (s *Service) appendEvent(ctx context.Context, org, conv string, ev *chatv1.
 		}
 		ev.PrevSeq = prev
 		ev.Seq = 0
+		ev.Tally = t.tally
 		data, err := proto.Marshal(ev)
 		if err != nil {
 			return appended{}, err
@@ -72,8 +74,8 @@ func (s *Service) appendEvent(ctx context.Context, org, conv string, ev *chatv1.
 		ack, err := s.js.PublishMsg(wctx, &nats.Msg{Subject: subject, Data: data}, opts...)
 		cancel()
 		if natsx.IsWrongLastSequence(err) {
-			// Another instance appended first: learn the new last seq.
-			if prev, err = s.lastSeq(ctx, org, conv); err != nil {
+			// Another instance appended first: learn the new tail.
+			if t, err = s.readTail(ctx, org, conv); err != nil {
 				return appended{}, err
 			}
 			continue
@@ -85,22 +87,15 @@ func (s *Service) appendEvent(ctx context.Context, org, conv string, ev *chatv1.
 		if ack.Duplicate {
 			return appended{seq: ack.Sequence, duplicate: true}, nil
 		}
-		s.last.Store(key, ack.Sequence)
+		s.last.Store(key, tailOf(ev, ack.Sequence))
 		ev.Seq = ack.Sequence
 		fillMessageID(ev)
 		s.publishLive(org, conv, ev)
+		s.publishActivity(org, conv, ev)
 		return appended{seq: ack.Sequence}, nil
 	}
 	s.last.Delete(key)
 	return appended{}, errs.New(errs.CodeUnavailable, "conversation is too busy; retry")
-}
-
-func (s *Service) cachedLast(key string) (uint64, bool) {
-	v, ok := s.last.Load(key)
-	if !ok {
-		return 0, false
-	}
-	return v.(uint64), true
 }
 
 // lastSeq is the seq of the conversation's newest durable event, 0 if none.

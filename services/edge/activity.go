@@ -1,0 +1,245 @@
+package edge
+
+import (
+	"context"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/switchboard-chat/switchboard/proto/chatv1"
+	"github.com/switchboard-chat/switchboard/proto/names"
+)
+
+// Conversation activity (docs/protocol.md, conversation:activity): messaging
+// publishes one small ConversationActivity per new message on the
+// conversation's activity subject (chat.evt.act.<org>.<conv>), whatever its
+// number of participants. This edge follows the conversations of the users
+// connected here: a user's most recent ones (up to followPerUser, asked of
+// messaging when the user's first socket opens), kept current from the
+// membership events on the user's subject (added: followed, removed: let
+// go). One subscription per conversation serves every user here who is in
+// it, and each activity is rendered once and handed to those users'
+// sockets that did not join the conversation (a joined socket gets
+// message:new), at most one per conversation per socket per second: a
+// newer one within the second waits and replaces the one waiting, so the
+// last activity always comes (activityThrottle).
+//
+// Bounds: a user follows at most followPerUser conversations, and the edge
+// holds at most MaxActivitySubscriptions subscriptions; past it a
+// conversation is not followed (no activity for it) until one is let go.
+
+// followPerUser is how many conversations of one user an edge follows.
+const followPerUser = 1000
+
+// activityEvery is the least time between two activities of one
+// conversation on one socket.
+const activityEvery = time.Second
+
+// activity is the edge's activity subscriptions and followers. Its mu is
+// taken with nothing held but, on a connection's open and end, rmu; under
+// it only NATS subscribe and unsubscribe are called (doc.go, Locks).
+type activity struct {
+	mu    sync.Mutex
+	convs map[string]*followedConv // by activity subject; guarded by mu
+	users map[string]*follower     // by org.user; guarded by mu
+}
+
+// followedConv is one conversation's subscription and the users here who
+// follow it. Guarded by activity.mu.
+type followedConv struct {
+	sub   *nats.Subscription
+	users map[*follower]struct{}
+}
+
+// follower is one user with sockets here. Guarded by activity.mu; each
+// socket's throttle has its own lock.
+type follower struct {
+	org, user string
+	convs     map[string]struct{} // followed conversation ids
+	conns     map[*conn]*activityThrottle
+	// loading is true while the user's conversations are asked for; the
+	// removals seen meanwhile are kept so the answer does not bring them
+	// back.
+	loading bool
+	removed map[string]struct{}
+}
+
+// followUser starts following c's user's conversations if c is the user's
+// first socket here.
+func (h *hub) followUser(c *conn) {
+	a := &h.act
+	a.mu.Lock()
+	key := c.org + "." + c.user
+	f := a.users[key]
+	first := f == nil
+	if first {
+		f = &follower{org: c.org, user: c.user, convs: map[string]struct{}{}, conns: map[*conn]*activityThrottle{}, loading: true, removed: map[string]struct{}{}}
+		a.users[key] = f
+	}
+	f.conns[c] = &activityThrottle{c: c, pending: map[string]*pendingActivity{}}
+	a.mu.Unlock()
+	if first {
+		h.fwg.Add(1)
+		go h.loadFollowed(c, f)
+	}
+}
+
+// unfollowUser takes c out; the user's last socket lets every followed
+// conversation go.
+func (h *hub) unfollowUser(c *conn) {
+	a := &h.act
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	f := a.users[c.org+"."+c.user]
+	if f == nil {
+		return
+	}
+	if t := f.conns[c]; t != nil {
+		t.stop()
+	}
+	delete(f.conns, c)
+	if len(f.conns) > 0 {
+		return
+	}
+	for conv := range f.convs {
+		h.unfollowLocked(f, conv)
+	}
+	delete(a.users, c.org+"."+c.user)
+}
+
+// loadFollowed asks messaging for the user's most recent conversations, as
+// who, and follows them.
+func (h *hub) loadFollowed(who *conn, f *follower) {
+	defer h.fwg.Done()
+	ctx, cancel := context.WithTimeout(h.fctx, h.s.cfg.RequestTimeout)
+	defer cancel()
+	var resp chatv1.ListConversationsResponse
+	err := who.call(ctx, names.Messaging, names.ActionList, &chatv1.ListConversationsRequest{
+		Principal: who.principal(), Limit: followPerUser, IdsOnly: true,
+	}, &resp)
+	if err != nil {
+		h.s.warnEvery("activity-load", 10*time.Second, "a user's conversations could not be listed; no activity for them until they reconnect", "org", who.org, "err", err)
+	}
+	a := &h.act
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.users[f.org+"."+f.user] != f {
+		return // the user left meanwhile
+	}
+	for _, s := range resp.Conversations {
+		if _, gone := f.removed[s.ConversationId]; !gone {
+			h.followLocked(f, s.ConversationId)
+		}
+	}
+	f.loading, f.removed = false, nil
+}
+
+// membershipActivity follows or lets go of a conversation for the user
+// whose subject brought the conversation_updated ev.
+func (h *hub) membershipActivity(org, user string, ev *chatv1.Event) {
+	u := ev.GetConversationUpdated()
+	if u == nil || ev.ConversationId == "" {
+		return
+	}
+	in := slices.Contains(u.Participants, user)
+	a := &h.act
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	f := a.users[org+"."+user]
+	if f == nil {
+		return
+	}
+	switch {
+	case in:
+		if f.loading {
+			delete(f.removed, ev.ConversationId)
+		}
+		h.followLocked(f, ev.ConversationId)
+	default:
+		if f.loading {
+			f.removed[ev.ConversationId] = struct{}{}
+		}
+		h.unfollowLocked(f, ev.ConversationId)
+	}
+}
+
+// followLocked subscribes f to conv, within the bounds. Called with mu
+// held.
+func (h *hub) followLocked(f *follower, conv string) {
+	if _, ok := f.convs[conv]; ok || len(f.convs) >= followPerUser {
+		return
+	}
+	a := &h.act
+	subject := names.ActivityEvents(f.org, conv)
+	fc := a.convs[subject]
+	if fc == nil {
+		if len(a.convs) >= h.s.cfg.MaxActivitySubscriptions {
+			h.s.metrics.activityRefused.Inc()
+			h.s.warnEvery("activity-bound", 10*time.Second, "the edge follows as many conversations as it may; no activity for more", "bound", h.s.cfg.MaxActivitySubscriptions)
+			return
+		}
+		sub, err := h.s.nc.ChanSubscribe(subject, h.shard(subject).ch)
+		if err != nil {
+			h.s.log.Warn("subscribe activity", "org", f.org, "err", err)
+			return
+		}
+		fc = &followedConv{sub: sub, users: map[*follower]struct{}{}}
+		a.convs[subject] = fc
+		h.s.metrics.activitySubs.Inc()
+	}
+	fc.users[f] = struct{}{}
+	f.convs[conv] = struct{}{}
+}
+
+// unfollowLocked lets conv go for f, and its subscription with its last
+// follower. Called with mu held.
+func (h *hub) unfollowLocked(f *follower, conv string) {
+	if _, ok := f.convs[conv]; !ok {
+		return
+	}
+	delete(f.convs, conv)
+	a := &h.act
+	subject := names.ActivityEvents(f.org, conv)
+	fc := a.convs[subject]
+	if fc == nil {
+		return
+	}
+	delete(fc.users, f)
+	if len(fc.users) == 0 {
+		_ = fc.sub.Unsubscribe()
+		delete(a.convs, subject)
+		h.s.metrics.activitySubs.Dec()
+	}
+}
+
+// activityEvent hands a conversation's activity to the sockets of its
+// followers here that did not join it. Called by the shard's dispatcher.
+func (h *hub) activityEvent(subject string, ev *chatv1.Event) {
+	if ev.GetConversationActivity() == nil || ev.ConversationId == "" {
+		return
+	}
+	a := &h.act
+	a.mu.Lock()
+	fc := a.convs[subject]
+	var ts []*activityThrottle
+	if fc != nil {
+		for f := range fc.users {
+			for _, t := range f.conns {
+				ts = append(ts, t)
+			}
+		}
+	}
+	a.mu.Unlock()
+	if len(ts) == 0 {
+		return
+	}
+	fr := eventFrame(ev)
+	now := time.Now()
+	for _, t := range ts {
+		if !h.joined(t.c, ev.ConversationId) {
+			t.offer(h, ev.ConversationId, fr, now)
+		}
+	}
+}
