@@ -161,7 +161,7 @@ func TestConversationActivity(t *testing.T) {
 	f := start(t)
 	alice := f.dial("acme", "alice")
 	bobJoined, bobAway := f.dial("acme", "bob"), f.dial("acme", "bob")
-	carol := f.dial("acme", "carol")  // not a participant
+	carol := f.dial("acme", "carol")   // not a participant
 	otherBob := f.dial("other", "bob") // the same user id in another org
 	conv := alice.create("bob")
 	bobJoined.join(conv)
