@@ -220,3 +220,26 @@ func TestConversationActivity(t *testing.T) {
 		dave.none("conversation:activity", 1500*time.Millisecond)
 	})
 }
+
+// A list page of conversations whose last messages are 200 '<' (1,200
+// bytes of JSON each) and whose participants are 100 ids of 64 characters
+// still fits the reply's JSON budget: the last message is counted.
+func TestListPageWithLastMessagesFits(t *testing.T) {
+	f := start(t)
+	alice, bob := f.dial("acme", "alice"), f.dial("acme", "bob")
+	const convs = 80
+	for i := range convs {
+		conv := alice.create(append([]string{"bob"}, padIDs(i, 98)...)...)
+		alice.send(conv, strings.Repeat("<", 300))
+	}
+	all, largest, pages := listAll(bob, 200)
+	t.Logf("list of %d conversations with last messages: %d pages, largest %d bytes", len(all), pages, largest)
+	if len(all) != convs || largest > replyItemsBytes+64 || pages < 2 {
+		t.Fatalf("listed %d of %d in %d pages, largest %d bytes", len(all), convs, pages, largest)
+	}
+	for _, r := range bob.inbox() {
+		if r.LastMessage == nil || r.LastMessage.Content != strings.Repeat("<", 200) || *r.Unread != 1 {
+			t.Fatalf("row %s: last message %+v, unread %d", r.ConversationID, r.LastMessage, *r.Unread)
+		}
+	}
+}
