@@ -20,11 +20,16 @@ import (
 // messaging when the user's first socket opens), kept current from the
 // membership events on the user's subject (added: followed, removed: let
 // go). One subscription per conversation serves every user here who is in
-// it, and each activity is rendered once and handed to those users'
-// sockets that did not join the conversation (a joined socket gets
-// message:new), at most one per conversation per socket per second: a
-// newer one within the second waits and replaces the one waiting, so the
-// last activity always comes (activityThrottle).
+// it, and an activity is rendered once and handed to those users' sockets
+// that did not join the conversation (a joined socket gets message:new).
+//
+// Coalescing is per conversation on this edge, which makes it per socket
+// too: the first activity after a quiet second goes out at once and opens
+// a second; those within it replace each other, and the newest goes out
+// when the second ends (and opens another), so the last activity of a
+// burst always comes. A burst to a conversation of 1,000 participants here
+// thus costs a decode and a swap per message, and one pass over its
+// sockets per second, not one per message.
 //
 // Bounds: a user follows at most followPerUser conversations, and the edge
 // holds at most MaxActivitySubscriptions subscriptions; past it a
@@ -46,11 +51,17 @@ type activity struct {
 	users map[string]*follower     // by org.user; guarded by mu
 }
 
-// followedConv is one conversation's subscription and the users here who
-// follow it. Guarded by activity.mu.
+// followedConv is one conversation's subscription, the users here who
+// follow it and its coalescing. Guarded by activity.mu.
 type followedConv struct {
-	sub   *nats.Subscription
-	users map[*follower]struct{}
+	subject string
+	sub     *nats.Subscription
+	users   map[*follower]struct{}
+	// busy is true during the second after a delivery; pending is the
+	// newest activity that came within it, delivered when it ends.
+	busy    bool
+	pending *chatv1.Event
+	timer   *time.Timer
 }
 
 // follower is one user with sockets here. Guarded by activity.mu; each
@@ -58,7 +69,7 @@ type followedConv struct {
 type follower struct {
 	org, user string
 	convs     map[string]struct{} // followed conversation ids
-	conns     map[*conn]*activityThrottle
+	conns     map[*conn]struct{}
 	// loading is true while the user's conversations are asked for; the
 	// removals seen meanwhile are kept so the answer does not bring them
 	// back.
@@ -75,10 +86,10 @@ func (h *hub) followUser(c *conn) {
 	f := a.users[key]
 	first := f == nil
 	if first {
-		f = &follower{org: c.org, user: c.user, convs: map[string]struct{}{}, conns: map[*conn]*activityThrottle{}, loading: true, removed: map[string]struct{}{}}
+		f = &follower{org: c.org, user: c.user, convs: map[string]struct{}{}, conns: map[*conn]struct{}{}, loading: true, removed: map[string]struct{}{}}
 		a.users[key] = f
 	}
-	f.conns[c] = &activityThrottle{c: c, pending: map[string]*pendingActivity{}}
+	f.conns[c] = struct{}{}
 	a.mu.Unlock()
 	if first {
 		h.fwg.Add(1)
@@ -95,9 +106,6 @@ func (h *hub) unfollowUser(c *conn) {
 	f := a.users[c.org+"."+c.user]
 	if f == nil {
 		return
-	}
-	if t := f.conns[c]; t != nil {
-		t.stop()
 	}
 	delete(f.conns, c)
 	if len(f.conns) > 0 {
@@ -185,7 +193,7 @@ func (h *hub) followLocked(f *follower, conv string) {
 			h.s.log.Warn("subscribe activity", "org", f.org, "err", err)
 			return
 		}
-		fc = &followedConv{sub: sub, users: map[*follower]struct{}{}}
+		fc = &followedConv{subject: subject, sub: sub, users: map[*follower]struct{}{}}
 		a.convs[subject] = fc
 		h.s.metrics.activitySubs.Inc()
 	}
@@ -209,13 +217,17 @@ func (h *hub) unfollowLocked(f *follower, conv string) {
 	delete(fc.users, f)
 	if len(fc.users) == 0 {
 		_ = fc.sub.Unsubscribe()
+		if fc.timer != nil {
+			fc.timer.Stop()
+		}
 		delete(a.convs, subject)
 		h.s.metrics.activitySubs.Dec()
 	}
 }
 
-// activityEvent hands a conversation's activity to the sockets of its
-// followers here that did not join it. Called by the shard's dispatcher.
+// activityEvent takes a conversation's activity: delivered at once when
+// the conversation's second is over, else kept as the newest for its end.
+// Called by the shard's dispatcher.
 func (h *hub) activityEvent(subject string, ev *chatv1.Event) {
 	if ev.GetConversationActivity() == nil || ev.ConversationId == "" {
 		return
@@ -223,23 +235,64 @@ func (h *hub) activityEvent(subject string, ev *chatv1.Event) {
 	a := &h.act
 	a.mu.Lock()
 	fc := a.convs[subject]
-	var ts []*activityThrottle
-	if fc != nil {
-		for f := range fc.users {
-			for _, t := range f.conns {
-				ts = append(ts, t)
-			}
-		}
-	}
-	a.mu.Unlock()
-	if len(ts) == 0 {
+	if fc == nil {
+		a.mu.Unlock()
 		return
 	}
-	fr := eventFrame(ev)
-	now := time.Now()
-	for _, t := range ts {
-		if !h.joined(t.c, ev.ConversationId) {
-			t.offer(h, ev.ConversationId, fr, now)
+	if fc.busy {
+		fc.pending = ev
+		a.mu.Unlock()
+		return
+	}
+	conns := h.openSecondLocked(fc)
+	a.mu.Unlock()
+	h.deliverActivity(conns, ev)
+}
+
+// openSecondLocked starts fc's second and returns the sockets to deliver
+// to now. Called with mu held.
+func (h *hub) openSecondLocked(fc *followedConv) []*conn {
+	fc.busy = true
+	fc.timer = time.AfterFunc(activityEvery, func() { h.endSecond(fc) })
+	var conns []*conn
+	for f := range fc.users {
+		for c := range f.conns {
+			conns = append(conns, c)
 		}
 	}
+	return conns
+}
+
+// endSecond ends fc's second: the activity that waited goes out and opens
+// another; with none, the conversation is quiet again.
+func (h *hub) endSecond(fc *followedConv) {
+	a := &h.act
+	a.mu.Lock()
+	if a.convs[fc.subject] != fc {
+		a.mu.Unlock()
+		return
+	}
+	ev := fc.pending
+	fc.pending = nil
+	if ev == nil {
+		fc.busy = false
+		a.mu.Unlock()
+		return
+	}
+	conns := h.openSecondLocked(fc)
+	a.mu.Unlock()
+	h.deliverActivity(conns, ev)
+}
+
+// deliverActivity renders ev once and queues it on each of conns that did
+// not join its conversation.
+func (h *hub) deliverActivity(conns []*conn, ev *chatv1.Event) {
+	f := eventFrame(ev)
+	n := 0
+	for _, c := range conns {
+		if !h.joined(c, ev.ConversationId) && c.send(f) {
+			n++
+		}
+	}
+	h.s.metrics.fanout.WithLabelValues("delivered").Add(float64(n))
 }
