@@ -35,6 +35,16 @@ type directReq struct {
 	UpToSeq   uint64   `json:"up_to_seq,omitempty"`
 }
 
+// expected is how many messages (with the end-of-batch marker) the answer
+// to r may hold, as a channel size: more only waits for the reader.
+func (r directReq) expected() int {
+	n := r.Batch
+	if len(r.MultiLast) > 0 {
+		n = len(r.MultiLast)
+	}
+	return min(max(n, 1), 1024) + 1
+}
+
 // ErrDirect is a failed direct get (not "no messages", which is an empty
 // batch).
 var ErrDirect = errors.New("direct get failed")
@@ -70,8 +80,19 @@ func directGet(ctx context.Context, nc *nats.Conn, stream string, req directReq)
 	if err != nil {
 		return Batch{}, err
 	}
+	// An async subscription into a channel sized for the answer: a sync
+	// one would allocate nats.go's SubChanLen (64k entries, 512 KiB) per
+	// request, which a list of 50 conversations makes 50 times.
 	inbox := nc.NewInbox()
-	sub, err := nc.SubscribeSync(inbox)
+	msgs := make(chan *nats.Msg, req.expected())
+	done := make(chan struct{})
+	defer close(done)
+	sub, err := nc.Subscribe(inbox, func(m *nats.Msg) {
+		select {
+		case msgs <- m:
+		case <-done:
+		}
+	})
 	if err != nil {
 		return Batch{}, err
 	}
@@ -81,11 +102,13 @@ func directGet(ctx context.Context, nc *nats.Conn, stream string, req directReq)
 	}
 	var b Batch
 	for {
-		m, err := sub.NextMsgWithContext(ctx)
-		if err != nil {
+		var m *nats.Msg
+		select {
+		case m = <-msgs:
+		case <-ctx.Done():
 			// Wrapped: a deadline is a replica that died with the request
 			// or a stream electing, which IsUnavailable recognizes.
-			return Batch{}, fmt.Errorf("%w: %w", ErrDirect, err)
+			return Batch{}, fmt.Errorf("%w: %w", ErrDirect, ctx.Err())
 		}
 		if status := m.Header.Get("Status"); status != "" {
 			switch status {

@@ -34,7 +34,7 @@ import (
 //     back by prevSeq, as many steps.
 const (
 	unreadCap        = 100
-	unreadScanEvents = 500
+	unreadScanEvents = 200
 	// A page's scans share scanPageBytes, each between scanMinBytes and
 	// scanMaxBytes.
 	scanPageBytes = 1 << 20

@@ -1,0 +1,84 @@
+package messaging
+
+import (
+	"context"
+	"fmt"
+	"testing"
+
+	"github.com/switchboard-chat/switchboard/kit/svc"
+	"github.com/switchboard-chat/switchboard/proto/chatv1"
+	"github.com/switchboard-chat/switchboard/proto/names"
+)
+
+// BenchmarkSendTo1000 measures sends, one at a time, to a conversation of
+// 1,000 participants: messaging's and the NATS server's CPU per send
+// (cpu-ns/op), with its live event and, since the inbox, its activity.
+func BenchmarkSendTo1000(b *testing.B) {
+	nc := benchService(b)
+	ctx := context.Background()
+	users := make([]string, 1000)
+	for i := range users {
+		users[i] = fmt.Sprint("u", i)
+	}
+	var created chatv1.CreateConversationResponse
+	if err := svc.Call(ctx, nc, names.Command(names.Messaging, "acme", names.ActionCreate),
+		&chatv1.CreateConversationRequest{Principal: who("acme", "u0"), Participants: users}, &created); err != nil {
+		b.Fatal(err)
+	}
+	cpu0 := cpuNanos()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		var resp chatv1.SendResponse
+		if err := svc.Call(ctx, nc, names.Command(names.Messaging, "acme", names.ActionSend),
+			&chatv1.SendRequest{Principal: who("acme", "u0"), ConversationId: created.ConversationId, Content: "hello there", ClientMsgId: fmt.Sprint(i)}, &resp); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(cpuNanos()-cpu0)/float64(b.N), "cpu-ns/op")
+}
+
+// BenchmarkList50 measures a conversation:list page of 50 for a user with
+// 50 conversations of 20 messages each from another user: unread (none
+// read yet; since the inbox, 50 scans) and read (every conversation read to
+// its last seq: no scans).
+func BenchmarkList50(b *testing.B) {
+	nc := benchService(b)
+	ctx := context.Background()
+	var convs []string
+	var lasts []uint64
+	for c := range 50 {
+		var created chatv1.CreateConversationResponse
+		if err := svc.Call(ctx, nc, names.Command(names.Messaging, "acme", names.ActionCreate),
+			&chatv1.CreateConversationRequest{Principal: who("acme", "reader"), Participants: []string{"writer"}}, &created); err != nil {
+			b.Fatal(err)
+		}
+		var sent chatv1.SendResponse
+		for i := range 20 {
+			if err := svc.Call(ctx, nc, names.Command(names.Messaging, "acme", names.ActionSend),
+				&chatv1.SendRequest{Principal: who("acme", "writer"), ConversationId: created.ConversationId, Content: "a message of some length", ClientMsgId: fmt.Sprint(c, "-", i)}, &sent); err != nil {
+				b.Fatal(err)
+			}
+		}
+		convs, lasts = append(convs, created.ConversationId), append(lasts, sent.Seq)
+	}
+	list := func(b *testing.B) {
+		cpu0 := cpuNanos()
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			var l chatv1.ListConversationsResponse
+			if err := svc.Call(ctx, nc, names.Command(names.Messaging, "acme", names.ActionList),
+				&chatv1.ListConversationsRequest{Principal: who("acme", "reader"), Limit: 50}, &l); err != nil || len(l.Conversations) != 50 {
+				b.Fatalf("%d conversations (%v)", len(l.Conversations), err)
+			}
+		}
+		b.ReportMetric(float64(cpuNanos()-cpu0)/float64(b.N), "cpu-ns/op")
+	}
+	b.Run("unread", list)
+	for i, conv := range convs {
+		if err := svc.Call(ctx, nc, names.Command(names.Messaging, "acme", names.ActionRead),
+			&chatv1.MarkRequest{Principal: who("acme", "reader"), ConversationId: conv, Seq: lasts[i]}, &chatv1.MarkResponse{}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.Run("read", list)
+}
