@@ -48,7 +48,12 @@
 //     organization). Each event is decoded and rendered once and the same
 //     frame is queued on every socket. Rooms deliver durable events in seq
 //     order (holding an early one, fetching what is missing), drop typing
-//     repeats and coalesce receipts.
+//     repeats and coalesce receipts. Activity (activity.go): one
+//     subscription per conversation that a user connected here is in (the
+//     user's 1,000 most recent, asked of messaging at the first socket,
+//     then kept by membership events), shared by the edge's users;
+//     coalesced to one per conversation per second, queued on the sockets
+//     that did not join it.
 //  6. Timers (server.go, sweep): one janitor for all connections: pings,
 //     the idle timeout, token expiry (auth:expiring, 4001) and presence
 //     heartbeats in batches.
@@ -97,6 +102,11 @@
 // two of one kind (two connections', two rooms', two hub shards'):
 //
 //	conn.rmu → conn.cmu → room.pmu → watches.mu → hubShard.mu → room.mu → conn.qmu, conn.remMu
+//
+// activity.mu (activity.go) is taken with nothing held but rmu (a
+// connection's open and end), and under it only NATS subscribe and
+// unsubscribe run; it is let go before a socket's frame is queued or a
+// room is asked whether a socket joined.
 //
 // Where each pair is taken:
 //

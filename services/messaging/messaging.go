@@ -4,7 +4,11 @@
 // It answers commands on chat.cmd.messaging.<org>.<action> (queue group
 // "messaging"), enforces tenancy and ownership, appends every durable event
 // of a conversation to the CHAT_EVENTS stream on chat.store.<org>.<conv> and
-// publishes it on chat.evt.conv.<org>.<conv>.
+// publishes it on chat.evt.conv.<org>.<conv>; a new message also gets a
+// small ConversationActivity on chat.evt.act.<org>.<conv> for the
+// participants who did not join (tally.go). Stored events carry a tally
+// (tally.go) from which a list finds unread counts and last messages
+// (inbox.go).
 //
 // Order: an append carries the expected last sequence of the conversation's
 // subject, so that two instances cannot interleave one conversation; the
