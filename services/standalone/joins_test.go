@@ -190,7 +190,12 @@ func TestPresenceWatchesOfOneSocket(t *testing.T) {
 		for i := range users {
 			ids = append(ids, alice.create(users[i]...))
 		}
-		base := nc.NumSubscriptions() // alice's user events, the replies'
+		// Each create reaches alice as conversation:updated, and the edge
+		// follows the conversation's activity before it hands it over.
+		for range ids {
+			alice.event("conversation:updated")
+		}
+		base := nc.NumSubscriptions() // alice's user events, the replies', the activity's
 		for _, id := range ids {
 			alice.join(id)
 		}
