@@ -243,3 +243,20 @@ func TestListPageWithLastMessagesFits(t *testing.T) {
 		}
 	}
 }
+
+// A Socket.IO session that connects after the conversation exists follows
+// it from the list asked at connect, and gets its activity as an event
+// named conversation:activity.
+func TestConversationActivityOverSocketIO(t *testing.T) {
+	f := start(t)
+	alice := f.dial("acme", "alice")
+	conv := alice.create("bob")
+	bob := f.connectSIO("acme", "bob")
+	bob.do("conversation:list", map[string]any{})
+	time.Sleep(300 * time.Millisecond) // the follow of the list asked at connect
+	ack := alice.send(conv, "over socket.io")
+	a := decode[activityJSON](t, bob.event("conversation:activity"))
+	if a.ConversationID != conv || a.LastSeq != ack.Seq || a.Preview != "over socket.io" || a.SenderID != "alice" {
+		t.Fatalf("activity %+v, want seq %d", a, ack.Seq)
+	}
+}
