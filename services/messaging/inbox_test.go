@@ -185,3 +185,33 @@ func TestInboxOverUntalliedEvents(t *testing.T) {
 		t.Fatalf("unread %d, last message %v; want 7 and nnnn", s.Unread, s.LastMessage)
 	}
 }
+
+// An ids-only list (what an edge asks at connect to follow a user's
+// activity) holds the most recent conversations first, up to its limit,
+// with ids and last seqs only, and none of another user's.
+func TestListIDsOnly(t *testing.T) {
+	ns := natstest.Server(t)
+	nc := natstest.Conn(t, ns)
+	start(t, nc)
+	alice := who("acme", "alice")
+	a, b, c := createConv(t, nc, alice, "bob"), createConv(t, nc, alice), createConv(t, nc, alice, "bob")
+	createConv(t, nc, who("acme", "carol"))
+	sent := sendMsg(t, nc, alice, a, "newest", "1")
+	var l chatv1.ListConversationsResponse
+	if err := call(t, nc, names.ActionList, &chatv1.ListConversationsRequest{Principal: alice, IdsOnly: true}, &l); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, s := range l.Conversations {
+		got = append(got, s.ConversationId)
+		if s.Title != "" || len(s.Participants) > 0 {
+			t.Fatalf("ids-only summary with a record: %v", s)
+		}
+	}
+	if want := []string{a, c, b}; fmt.Sprint(got) != fmt.Sprint(want) || l.Conversations[0].LastSeq != sent.Seq || l.Cursor != "" {
+		t.Fatalf("ids only: %v (first last seq %d), want %v (%d)", got, l.Conversations[0].LastSeq, want, sent.Seq)
+	}
+	if err := call(t, nc, names.ActionList, &chatv1.ListConversationsRequest{Principal: alice, IdsOnly: true, Limit: 2}, &l); err != nil || len(l.Conversations) != 2 {
+		t.Fatalf("limit 2: %d conversations (%v)", len(l.Conversations), err)
+	}
+}
