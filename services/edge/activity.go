@@ -31,9 +31,10 @@ import (
 // thus costs a decode and a swap per message, and one pass over its
 // sockets per second, not one per message.
 //
-// Bounds: a user follows at most followPerUser conversations, and the edge
-// holds at most MaxActivitySubscriptions subscriptions; past it a
-// conversation is not followed (no activity for it) until one is let go.
+// Bounds: a user follows at most followPerUser conversations (past it an
+// added one is not followed), and the edge holds at most
+// MaxActivitySubscriptions subscriptions; past it a conversation is not
+// followed (no activity for it) until one is let go.
 
 // followPerUser is how many conversations of one user an edge follows.
 const followPerUser = 1000
@@ -64,8 +65,7 @@ type followedConv struct {
 	timer   *time.Timer
 }
 
-// follower is one user with sockets here. Guarded by activity.mu; each
-// socket's throttle has its own lock.
+// follower is one user with sockets here. Guarded by activity.mu.
 type follower struct {
 	org, user string
 	convs     map[string]struct{} // followed conversation ids
