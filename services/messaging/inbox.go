@@ -37,8 +37,8 @@ const (
 	unreadScanEvents = 200
 	// A page's scans share scanPageBytes, each between scanMinBytes and
 	// scanMaxBytes.
-	scanPageBytes = 1 << 20
-	scanMinBytes  = 4 << 10
+	scanPageBytes = 512 << 10
+	scanMinBytes  = 2 << 10
 	scanMaxBytes  = 64 << 10
 	// lastMessageSteps bounds the events read back past deleted messages
 	// (and untallied events) for one conversation's last message: beyond,

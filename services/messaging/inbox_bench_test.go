@@ -82,3 +82,34 @@ func BenchmarkList50(b *testing.B) {
 	}
 	b.Run("read", list)
 }
+
+// BenchmarkList200Worst measures the costliest list page: 200
+// conversations, each with 250 unread messages of others (the scans stop
+// at their byte budget and the tallies count the rest).
+func BenchmarkList200Worst(b *testing.B) {
+	nc := benchService(b)
+	ctx := context.Background()
+	for c := range 200 {
+		var created chatv1.CreateConversationResponse
+		if err := svc.Call(ctx, nc, names.Command(names.Messaging, "acme", names.ActionCreate),
+			&chatv1.CreateConversationRequest{Principal: who("acme", "reader"), Participants: []string{"writer"}}, &created); err != nil {
+			b.Fatal(err)
+		}
+		for i := range 250 {
+			if err := svc.Call(ctx, nc, names.Command(names.Messaging, "acme", names.ActionSend),
+				&chatv1.SendRequest{Principal: who("acme", "writer"), ConversationId: created.ConversationId, Content: "m", ClientMsgId: fmt.Sprint(c, "-", i)}, &chatv1.SendResponse{}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	cpu0 := cpuNanos()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		var l chatv1.ListConversationsResponse
+		if err := svc.Call(ctx, nc, names.Command(names.Messaging, "acme", names.ActionList),
+			&chatv1.ListConversationsRequest{Principal: who("acme", "reader"), Limit: 200}, &l); err != nil || len(l.Conversations) != 200 || l.Conversations[0].Unread != 100 {
+			b.Fatalf("%d conversations (%v)", len(l.Conversations), err)
+		}
+	}
+	b.ReportMetric(float64(cpuNanos()-cpu0)/float64(b.N), "cpu-ns/op")
+}
