@@ -95,8 +95,11 @@ func TestListLastMessage(t *testing.T) {
 	empty := alice.create("bob")
 	long := alice.create("bob")
 	content := strings.Repeat("é", 150) + strings.Repeat("🎉", 100) // 250 characters, 700 bytes
-	alice.send(long, "first")
+	first := alice.send(long, "first")
 	sent := alice.send(long, content)
+	// The newest event is a reaction, not a message: the tally finds the
+	// message before it.
+	bob.do("message:react", map[string]any{"conversationId": long, "messageId": first.MessageID, "emoji": "👍", "on": true})
 
 	deleted := alice.create("bob")
 	kept := alice.send(deleted, "kept")
@@ -114,6 +117,9 @@ func TestListLastMessage(t *testing.T) {
 	}
 	if n := utf8.RuneCountInString(lm.Content); n != 200 {
 		t.Fatalf("lastMessage content of %d characters", n)
+	}
+	if n := *rows[long].Unread; n != 2 {
+		t.Fatalf("unread %d after 2 messages and a reaction, want 2", n)
 	}
 	r := rows[deleted]
 	if r.LastMessage == nil || r.LastMessage.MessageID != kept.MessageID || r.LastMessage.Content != "kept" {
