@@ -46,7 +46,9 @@ func Defaults() Set {
 		// index entry and a small user event per participant.
 		"conversation:create": {10, time.Minute},
 		"conversation:add":    {30, time.Minute},
-		Default:               {60, 10 * time.Second},
+		// Uploads over HTTP (POST /files), each up to 25 MiB.
+		"file:upload": {10, time.Minute},
+		Default:       {60, 10 * time.Second},
 	}
 }
 

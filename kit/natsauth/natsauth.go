@@ -62,12 +62,12 @@ type User struct {
 func Services(password func(user string) string) []User {
 	users := []User{
 		{Name: Admin, About: "sets up streams and buckets (the only user that may create, update, delete or purge them)"},
-		{Name: Edge, About: "edges: send commands, receive events; no JetStream, no chat.sys",
-			Publish: []string{
+		{Name: Edge, About: "edges: send commands, receive events, store and serve files (chat_files only); no other JetStream, no chat.sys",
+			Publish: concat([]string{
 				names.CommandWildcard(names.Messaging, "*"),
 				names.CommandWildcard(names.Presence, "*"),
 				names.CommandWildcard(names.RateLimit, names.ActionCheck),
-			},
+			}, filesAccess(names.ObjectSubjects(names.BucketFiles))),
 			Subscribe: []string{names.ConvEvents("*", "*"), names.UserEvents("*", "*"), names.ActivityEvents("*", "*"), names.PresenceEvents("*", "*"), names.PresenceResync},
 		},
 		{Name: Messaging, About: "messaging: conversations, messages, reactions, receipts, typing",
@@ -75,7 +75,8 @@ func Services(password func(user string) string) []User {
 				streamAccess(names.StreamEvents),
 				bucketAccess(names.BucketConversations), bucketAccess(names.BucketMemberships),
 				bucketAccess(names.BucketMessages), bucketAccess(names.BucketReceipts), bucketAccess(names.BucketTyping),
-				bucketAccess(names.BucketReactions)),
+				bucketAccess(names.BucketReactions),
+				filesAccess(filesMeta)),
 			Subscribe: concat([]string{
 				names.CommandWildcard(names.Messaging, "*"),
 				names.SystemCommandWildcard(names.Messaging, "*"),
@@ -140,6 +141,21 @@ func bucketAccess(bucket string) []string {
 		"$JS.API.CONSUMER.DELETE." + stream + ".>",
 		"$JS.FC." + stream + ".>",
 	})
+}
+
+// filesMeta is the metadata subjects of chat_files: messaging writes
+// files' attached state and delete markers, never chunks.
+var filesMeta = "$O." + names.BucketFiles + ".M.>"
+
+// filesAccess is using the chat_files object store (kit/files): reading
+// it with direct gets (lookups, chunks, listings), publishing to subjects
+// (the edge: chunks and metadata; messaging: metadata), and purging one
+// file's chunks (a delete, an upload refused halfway), which the purge
+// API allows for the whole stream: so only chat_files' stream, whose
+// metadata these users may overwrite anyway. No consumer.
+func filesAccess(subjects string) []string {
+	stream := names.ObjectStream(names.BucketFiles)
+	return concat(streamAccess(stream), []string{subjects, "$JS.API.STREAM.PURGE." + stream})
 }
 
 // serviceDiscovery is what NATS micro subscribes to: $SRV.<verb>,

@@ -146,3 +146,35 @@ func (m StoredMsg) IsKVMarker() bool {
 	}
 	return m.Header.Get("Nats-Marker-Reason") != ""
 }
+
+// DirectNext reads the first message on subject at or after seq from
+// stream with one direct get, over the connection's shared reply
+// subscription (GetBatch subscribes to an inbox of its own for every call,
+// which a reader calling it per chunk should not pay); ok is false when
+// there is none.
+func DirectNext(ctx context.Context, nc *nats.Conn, stream, subject string, seq uint64) (m StoredMsg, ok bool, err error) {
+	body, err := json.Marshal(directReq{Seq: max(seq, 1), NextFor: subject})
+	if err != nil {
+		return StoredMsg{}, false, err
+	}
+	r, err := nc.RequestWithContext(ctx, "$JS.API.DIRECT.GET."+stream, body)
+	if err != nil {
+		return StoredMsg{}, false, fmt.Errorf("%w: %w", ErrDirect, err)
+	}
+	switch status := r.Header.Get("Status"); status {
+	case "":
+	case "404":
+		return StoredMsg{}, false, nil
+	case "408":
+		return StoredMsg{}, false, fmt.Errorf("%w: %w", ErrDirect, nats.ErrTimeout)
+	case "503":
+		return StoredMsg{}, false, fmt.Errorf("%w: %w", ErrDirect, nats.ErrNoResponders)
+	default:
+		return StoredMsg{}, false, fmt.Errorf("%w: %s %s", ErrDirect, status, r.Header.Get("Description"))
+	}
+	n, err := strconv.ParseUint(r.Header.Get("Nats-Sequence"), 10, 64)
+	if err != nil {
+		return StoredMsg{}, false, fmt.Errorf("%w: bad sequence header", ErrDirect)
+	}
+	return StoredMsg{Subject: r.Header.Get("Nats-Subject"), Seq: n, Header: r.Header, Data: r.Data}, true, nil
+}

@@ -81,6 +81,25 @@ func KV(ctx context.Context, js jetstream.JetStream, cfg jetstream.KeyValueConfi
 	})
 }
 
+// ObjectStore opens or updates (mode) the object store cfg describes.
+func ObjectStore(ctx context.Context, js jetstream.JetStream, cfg jetstream.ObjectStoreConfig, mode Mode) (jetstream.ObjectStore, error) {
+	if mode == Update {
+		return retrySetup(ctx, "bucket "+cfg.Bucket, func(ctx context.Context) (jetstream.ObjectStore, error) {
+			return js.CreateOrUpdateObjectStore(ctx, cfg)
+		})
+	}
+	return retrySetup(ctx, "bucket "+cfg.Bucket, func(ctx context.Context) (jetstream.ObjectStore, error) {
+		obs, err := js.ObjectStore(ctx, cfg.Bucket)
+		if !errors.Is(err, jetstream.ErrBucketNotFound) {
+			return obs, err
+		}
+		if obs, err = js.CreateObjectStore(ctx, cfg); errors.Is(err, jetstream.ErrBucketExists) {
+			return js.ObjectStore(ctx, cfg.Bucket) // another instance was first
+		}
+		return obs, missing(err)
+	})
+}
+
 // ErrNotSetUp is a stream or bucket that is missing and that this NATS
 // user could not create: run the setup with an admin user first.
 var ErrNotSetUp = errors.New("missing, and this NATS user could not create it (set JetStream up with an admin user: switchboard -setup)")

@@ -2194,6 +2194,107 @@ func (x *EmojiUsers) GetUserIds() []string {
 	return nil
 }
 
+// action "file": may the principal read and upload files of this
+// conversation? The edge asks before an upload to it and before serving a
+// file of it (POST and GET /files): a participant gets no error; anyone
+// else, an unknown conversation and another organization's alike, gets
+// not_found.
+type FileAccessRequest struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	Principal      *Principal             `protobuf:"bytes,1,opt,name=principal,proto3" json:"principal,omitempty"`
+	ConversationId string                 `protobuf:"bytes,2,opt,name=conversation_id,json=conversationId,proto3" json:"conversation_id,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *FileAccessRequest) Reset() {
+	*x = FileAccessRequest{}
+	mi := &file_switchboard_v1_messaging_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FileAccessRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FileAccessRequest) ProtoMessage() {}
+
+func (x *FileAccessRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_switchboard_v1_messaging_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FileAccessRequest.ProtoReflect.Descriptor instead.
+func (*FileAccessRequest) Descriptor() ([]byte, []int) {
+	return file_switchboard_v1_messaging_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *FileAccessRequest) GetPrincipal() *Principal {
+	if x != nil {
+		return x.Principal
+	}
+	return nil
+}
+
+func (x *FileAccessRequest) GetConversationId() string {
+	if x != nil {
+		return x.ConversationId
+	}
+	return ""
+}
+
+type FileAccessResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Error         *Error                 `protobuf:"bytes,1,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FileAccessResponse) Reset() {
+	*x = FileAccessResponse{}
+	mi := &file_switchboard_v1_messaging_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FileAccessResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FileAccessResponse) ProtoMessage() {}
+
+func (x *FileAccessResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_switchboard_v1_messaging_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FileAccessResponse.ProtoReflect.Descriptor instead.
+func (*FileAccessResponse) Descriptor() ([]byte, []int) {
+	return file_switchboard_v1_messaging_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *FileAccessResponse) GetError() *Error {
+	if x != nil {
+		return x.Error
+	}
+	return nil
+}
+
 var File_switchboard_v1_messaging_proto protoreflect.FileDescriptor
 
 const file_switchboard_v1_messaging_proto_rawDesc = "" +
@@ -2364,7 +2465,12 @@ const file_switchboard_v1_messaging_proto_rawDesc = "" +
 	"\n" +
 	"EmojiUsers\x12\x14\n" +
 	"\x05emoji\x18\x01 \x01(\tR\x05emoji\x12\x19\n" +
-	"\buser_ids\x18\x02 \x03(\tR\auserIdsB=Z;github.com/switchboard-chat/switchboard/proto/chatv1;chatv1b\x06proto3"
+	"\buser_ids\x18\x02 \x03(\tR\auserIds\"u\n" +
+	"\x11FileAccessRequest\x127\n" +
+	"\tprincipal\x18\x01 \x01(\v2\x19.switchboard.v1.PrincipalR\tprincipal\x12'\n" +
+	"\x0fconversation_id\x18\x02 \x01(\tR\x0econversationId\"A\n" +
+	"\x12FileAccessResponse\x12+\n" +
+	"\x05error\x18\x01 \x01(\v2\x15.switchboard.v1.ErrorR\x05errorB=Z;github.com/switchboard-chat/switchboard/proto/chatv1;chatv1b\x06proto3"
 
 var (
 	file_switchboard_v1_messaging_proto_rawDescOnce sync.Once
@@ -2378,7 +2484,7 @@ func file_switchboard_v1_messaging_proto_rawDescGZIP() []byte {
 	return file_switchboard_v1_messaging_proto_rawDescData
 }
 
-var file_switchboard_v1_messaging_proto_msgTypes = make([]protoimpl.MessageInfo, 33)
+var file_switchboard_v1_messaging_proto_msgTypes = make([]protoimpl.MessageInfo, 35)
 var file_switchboard_v1_messaging_proto_goTypes = []any{
 	(*Conversation)(nil),               // 0: switchboard.v1.Conversation
 	(*CreateConversationRequest)(nil),  // 1: switchboard.v1.CreateConversationRequest
@@ -2413,51 +2519,55 @@ var file_switchboard_v1_messaging_proto_goTypes = []any{
 	(*LastMessage)(nil),                // 30: switchboard.v1.LastMessage
 	(*ReactionsState)(nil),             // 31: switchboard.v1.ReactionsState
 	(*EmojiUsers)(nil),                 // 32: switchboard.v1.EmojiUsers
-	(*Principal)(nil),                  // 33: switchboard.v1.Principal
-	(*Error)(nil),                      // 34: switchboard.v1.Error
-	(*Event)(nil),                      // 35: switchboard.v1.Event
-	(*MessageReacted)(nil),             // 36: switchboard.v1.MessageReacted
+	(*FileAccessRequest)(nil),          // 33: switchboard.v1.FileAccessRequest
+	(*FileAccessResponse)(nil),         // 34: switchboard.v1.FileAccessResponse
+	(*Principal)(nil),                  // 35: switchboard.v1.Principal
+	(*Error)(nil),                      // 36: switchboard.v1.Error
+	(*Event)(nil),                      // 37: switchboard.v1.Event
+	(*MessageReacted)(nil),             // 38: switchboard.v1.MessageReacted
 }
 var file_switchboard_v1_messaging_proto_depIdxs = []int32{
-	33, // 0: switchboard.v1.CreateConversationRequest.principal:type_name -> switchboard.v1.Principal
-	34, // 1: switchboard.v1.CreateConversationResponse.error:type_name -> switchboard.v1.Error
-	33, // 2: switchboard.v1.AddParticipantsRequest.principal:type_name -> switchboard.v1.Principal
-	33, // 3: switchboard.v1.RemoveParticipantRequest.principal:type_name -> switchboard.v1.Principal
-	34, // 4: switchboard.v1.ParticipantsResponse.error:type_name -> switchboard.v1.Error
-	33, // 5: switchboard.v1.ListConversationsRequest.principal:type_name -> switchboard.v1.Principal
+	35, // 0: switchboard.v1.CreateConversationRequest.principal:type_name -> switchboard.v1.Principal
+	36, // 1: switchboard.v1.CreateConversationResponse.error:type_name -> switchboard.v1.Error
+	35, // 2: switchboard.v1.AddParticipantsRequest.principal:type_name -> switchboard.v1.Principal
+	35, // 3: switchboard.v1.RemoveParticipantRequest.principal:type_name -> switchboard.v1.Principal
+	36, // 4: switchboard.v1.ParticipantsResponse.error:type_name -> switchboard.v1.Error
+	35, // 5: switchboard.v1.ListConversationsRequest.principal:type_name -> switchboard.v1.Principal
 	30, // 6: switchboard.v1.ConversationSummary.last_message:type_name -> switchboard.v1.LastMessage
-	34, // 7: switchboard.v1.ListConversationsResponse.error:type_name -> switchboard.v1.Error
+	36, // 7: switchboard.v1.ListConversationsResponse.error:type_name -> switchboard.v1.Error
 	7,  // 8: switchboard.v1.ListConversationsResponse.conversations:type_name -> switchboard.v1.ConversationSummary
-	33, // 9: switchboard.v1.JoinRequest.principal:type_name -> switchboard.v1.Principal
-	34, // 10: switchboard.v1.JoinResponse.error:type_name -> switchboard.v1.Error
+	35, // 9: switchboard.v1.JoinRequest.principal:type_name -> switchboard.v1.Principal
+	36, // 10: switchboard.v1.JoinResponse.error:type_name -> switchboard.v1.Error
 	0,  // 11: switchboard.v1.JoinResponse.conversation:type_name -> switchboard.v1.Conversation
 	10, // 12: switchboard.v1.JoinResponse.receipts:type_name -> switchboard.v1.ReceiptState
-	35, // 13: switchboard.v1.JoinResponse.missed:type_name -> switchboard.v1.Event
-	33, // 14: switchboard.v1.HistoryRequest.principal:type_name -> switchboard.v1.Principal
-	34, // 15: switchboard.v1.HistoryResponse.error:type_name -> switchboard.v1.Error
-	35, // 16: switchboard.v1.HistoryResponse.events:type_name -> switchboard.v1.Event
-	33, // 17: switchboard.v1.SendRequest.principal:type_name -> switchboard.v1.Principal
-	34, // 18: switchboard.v1.SendResponse.error:type_name -> switchboard.v1.Error
-	33, // 19: switchboard.v1.EditRequest.principal:type_name -> switchboard.v1.Principal
-	34, // 20: switchboard.v1.EditResponse.error:type_name -> switchboard.v1.Error
-	33, // 21: switchboard.v1.DeleteRequest.principal:type_name -> switchboard.v1.Principal
-	34, // 22: switchboard.v1.DeleteResponse.error:type_name -> switchboard.v1.Error
-	33, // 23: switchboard.v1.MarkRequest.principal:type_name -> switchboard.v1.Principal
-	34, // 24: switchboard.v1.MarkResponse.error:type_name -> switchboard.v1.Error
-	33, // 25: switchboard.v1.TypingRequest.principal:type_name -> switchboard.v1.Principal
-	34, // 26: switchboard.v1.TypingResponse.error:type_name -> switchboard.v1.Error
-	33, // 27: switchboard.v1.ReactRequest.principal:type_name -> switchboard.v1.Principal
-	34, // 28: switchboard.v1.ReactResponse.error:type_name -> switchboard.v1.Error
-	33, // 29: switchboard.v1.ReactionsRequest.principal:type_name -> switchboard.v1.Principal
-	34, // 30: switchboard.v1.ReactionsResponse.error:type_name -> switchboard.v1.Error
+	37, // 13: switchboard.v1.JoinResponse.missed:type_name -> switchboard.v1.Event
+	35, // 14: switchboard.v1.HistoryRequest.principal:type_name -> switchboard.v1.Principal
+	36, // 15: switchboard.v1.HistoryResponse.error:type_name -> switchboard.v1.Error
+	37, // 16: switchboard.v1.HistoryResponse.events:type_name -> switchboard.v1.Event
+	35, // 17: switchboard.v1.SendRequest.principal:type_name -> switchboard.v1.Principal
+	36, // 18: switchboard.v1.SendResponse.error:type_name -> switchboard.v1.Error
+	35, // 19: switchboard.v1.EditRequest.principal:type_name -> switchboard.v1.Principal
+	36, // 20: switchboard.v1.EditResponse.error:type_name -> switchboard.v1.Error
+	35, // 21: switchboard.v1.DeleteRequest.principal:type_name -> switchboard.v1.Principal
+	36, // 22: switchboard.v1.DeleteResponse.error:type_name -> switchboard.v1.Error
+	35, // 23: switchboard.v1.MarkRequest.principal:type_name -> switchboard.v1.Principal
+	36, // 24: switchboard.v1.MarkResponse.error:type_name -> switchboard.v1.Error
+	35, // 25: switchboard.v1.TypingRequest.principal:type_name -> switchboard.v1.Principal
+	36, // 26: switchboard.v1.TypingResponse.error:type_name -> switchboard.v1.Error
+	35, // 27: switchboard.v1.ReactRequest.principal:type_name -> switchboard.v1.Principal
+	36, // 28: switchboard.v1.ReactResponse.error:type_name -> switchboard.v1.Error
+	35, // 29: switchboard.v1.ReactionsRequest.principal:type_name -> switchboard.v1.Principal
+	36, // 30: switchboard.v1.ReactionsResponse.error:type_name -> switchboard.v1.Error
 	28, // 31: switchboard.v1.ReactionsResponse.reactions:type_name -> switchboard.v1.Reaction
 	32, // 32: switchboard.v1.ReactionsState.emoji:type_name -> switchboard.v1.EmojiUsers
-	36, // 33: switchboard.v1.ReactionsState.pending:type_name -> switchboard.v1.MessageReacted
-	34, // [34:34] is the sub-list for method output_type
-	34, // [34:34] is the sub-list for method input_type
-	34, // [34:34] is the sub-list for extension type_name
-	34, // [34:34] is the sub-list for extension extendee
-	0,  // [0:34] is the sub-list for field type_name
+	38, // 33: switchboard.v1.ReactionsState.pending:type_name -> switchboard.v1.MessageReacted
+	35, // 34: switchboard.v1.FileAccessRequest.principal:type_name -> switchboard.v1.Principal
+	36, // 35: switchboard.v1.FileAccessResponse.error:type_name -> switchboard.v1.Error
+	36, // [36:36] is the sub-list for method output_type
+	36, // [36:36] is the sub-list for method input_type
+	36, // [36:36] is the sub-list for extension type_name
+	36, // [36:36] is the sub-list for extension extendee
+	0,  // [0:36] is the sub-list for field type_name
 }
 
 func init() { file_switchboard_v1_messaging_proto_init() }
@@ -2475,7 +2585,7 @@ func file_switchboard_v1_messaging_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_switchboard_v1_messaging_proto_rawDesc), len(file_switchboard_v1_messaging_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   33,
+			NumMessages:   35,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

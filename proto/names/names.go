@@ -32,6 +32,9 @@ const (
 	ActionRead      = "read"
 	ActionReact     = "react"
 	ActionReactions = "reactions"
+	// ActionFile asks whether a principal may upload to and read the
+	// files of a conversation (POST and GET /files at the edge).
+	ActionFile = "file"
 )
 
 // Presence and ratelimit actions.
@@ -52,6 +55,9 @@ const (
 	BucketRateLimit     = "chat_ratelimit"
 	BucketTyping        = "chat_typing"
 	BucketReactions     = "chat_reactions"
+	// BucketFiles is the object store of uploaded files (a stream named
+	// ObjectStream(BucketFiles) underneath).
+	BucketFiles = "chat_files"
 )
 
 // StoreSubjects is the subject filter of the CHAT_EVENTS stream.
@@ -163,6 +169,18 @@ func TypingKey(org, conv, user string) string { return org + "." + conv + "." + 
 func RateLimitKey(org, user, command string) string {
 	return org + "." + user + "." + strings.ReplaceAll(command, ":", "_")
 }
+
+// FileObject is the chat_files object name of a file: the fileId within
+// its organization. The conversation, uploader and the rest are in the
+// object's metadata (kit/files).
+func FileObject(org, fileID string) string { return org + "." + fileID }
+
+// ObjectStream is the stream behind an object store bucket.
+func ObjectStream(bucket string) string { return "OBJ_" + bucket }
+
+// ObjectSubjects is every subject of an object store bucket: its chunks
+// ($O.<bucket>.C.<nuid>) and metadata ($O.<bucket>.M.<base64 name>).
+func ObjectSubjects(bucket string) string { return "$O." + bucket + ".>" }
 
 // KVSubject is the stream subject behind a KV key ($KV.<bucket>.<key>).
 func KVSubject(bucket, key string) string { return "$KV." + bucket + "." + key }

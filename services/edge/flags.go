@@ -36,6 +36,7 @@ type Flags struct {
 	MaxConnectionsPerUser int
 	MaxConnections        int
 	MaxJoinsPerConnection int
+	MaxFileBytes          int64
 }
 
 // Register adds the flags to fs.
@@ -56,6 +57,7 @@ func (f *Flags) Register(fs *flag.FlagSet) {
 	fs.IntVar(&f.MaxConnectionsPerUser, "max-connections-per-user", DefaultMaxConnectionsPerUser, "live connections per user on one edge")
 	fs.IntVar(&f.MaxConnections, "max-connections", DefaultMaxConnections, "live connections on one edge")
 	fs.IntVar(&f.MaxJoinsPerConnection, "max-joins-per-connection", DefaultMaxJoinsPerConnection, "conversations joined at once by one connection")
+	fs.Int64Var(&f.MaxFileBytes, "max-file-bytes", DefaultMaxFileBytes, "largest upload to POST /files, in bytes (a larger one gets 413)")
 }
 
 // HasKey reports whether any JWT key was configured.
@@ -94,6 +96,10 @@ func (f *Flags) Config() (Config, error) {
 	cfg.Limits = set
 	cfg.MaxUpgradesPerIP, cfg.MaxConnectionsPerUser, cfg.MaxConnections = f.MaxUpgradesPerIP, f.MaxConnectionsPerUser, f.MaxConnections
 	cfg.MaxJoinsPerConnection = f.MaxJoinsPerConnection
+	if f.MaxFileBytes < 0 {
+		return cfg, errors.New("max-file-bytes must not be negative")
+	}
+	cfg.MaxFileBytes = f.MaxFileBytes
 	return cfg, nil
 }
 

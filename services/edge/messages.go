@@ -13,14 +13,26 @@ type sendData struct {
 	Content        string `json:"content"`
 	ClientMsgID    string `json:"clientMsgId"`
 	ReplyTo        string `json:"replyTo"`
+	// Attachments are fileIds of uploads (section 7).
+	Attachments []string `json:"attachments"`
 }
+
+// maxFileAttachments bounds a message's attachments (messaging checks again).
+const maxFileAttachments = 10
 
 func (d *sendData) validate(f *errs.Fields) {
 	f.ID("conversationId", d.ConversationID)
-	f.Required("content", d.Content)
+	if len(d.Attachments) == 0 {
+		f.Required("content", d.Content) // may be empty with attachments
+	}
 	f.Required("clientMsgId", d.ClientMsgID)
 	if d.ReplyTo != "" {
 		f.ID("replyTo", d.ReplyTo)
+	}
+	if len(d.Attachments) > maxFileAttachments {
+		f.Add("attachments", "at most 10 fileIds")
+	} else {
+		f.IDs("attachments", d.Attachments)
 	}
 }
 
@@ -28,7 +40,7 @@ func (c *conn) sendMessage(ctx context.Context, d *sendData) (any, error) {
 	var resp chatv1.SendResponse
 	err := c.call(ctx, names.Messaging, names.ActionSend, &chatv1.SendRequest{
 		Principal: c.principal(), ConversationId: d.ConversationID, Content: d.Content, ClientMsgId: d.ClientMsgID,
-		ReplyTo: d.ReplyTo,
+		ReplyTo: d.ReplyTo, Attachments: d.Attachments,
 	}, &resp)
 	if err != nil {
 		return nil, err

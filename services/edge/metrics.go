@@ -27,6 +27,8 @@ type metrics struct {
 
 	activitySubs    prometheus.Gauge   // conversations followed for activity
 	activityRefused prometheus.Counter // follows refused at MaxActivitySubscriptions
+	files     *prometheus.CounterVec // op (upload, download), status
+	fileBytes *prometheus.CounterVec // op
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -96,7 +98,13 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m.activityRefused = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "switchboard_edge_activity_refused_total", Help: "Conversations not followed for activity because the edge held MaxActivitySubscriptions.",
 	})
-	for _, c := range []prometheus.Collector{m.activitySubs, m.activityRefused, m.connections, m.commands, m.fanout, m.closes, m.overflows, m.writes, m.blocked, m.authFailures, m.requests, m.retries, m.gaps, m.presenceUpdates, m.presenceUnavailable, m.presenceSubs, m.rateChecks, m.rateFallbacks, m.refused} {
+	m.files = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "switchboard_edge_file_requests_total", Help: "Answers of /files, by op (upload, download) and HTTP status.",
+	}, []string{"op", "status"})
+	m.fileBytes = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "switchboard_edge_file_bytes_total", Help: "Bytes of files stored (op=upload) and served (op=download).",
+	}, []string{"op"})
+	for _, c := range []prometheus.Collector{m.activitySubs, m.activityRefused, m.files, m.fileBytes, m.connections, m.commands, m.fanout, m.closes, m.overflows, m.writes, m.blocked, m.authFailures, m.requests, m.retries, m.gaps, m.presenceUpdates, m.presenceUnavailable, m.presenceSubs, m.rateChecks, m.rateFallbacks, m.refused} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

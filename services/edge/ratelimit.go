@@ -11,6 +11,7 @@ import (
 
 	"github.com/switchboard-chat/switchboard/kit/errs"
 	"github.com/switchboard-chat/switchboard/kit/limits"
+	"github.com/switchboard-chat/switchboard/kit/svc"
 	"github.com/switchboard-chat/switchboard/proto/chatv1"
 	"github.com/switchboard-chat/switchboard/proto/names"
 )
@@ -81,35 +82,48 @@ func (l *limiter) sweep(now int64) {
 // check takes a token for a command of c, or returns a rate_limited error
 // with an honest retryAfter.
 func (c *conn) checkRate(typ string) error {
-	s := c.s
-	bucket, limit := s.cfg.Limits.Bucket(typ)
-	key := c.org + "." + c.user + "." + bucket
 	now := time.Now()
+	bucket, limit := c.s.cfg.Limits.Bucket(typ)
+	answered, err := c.s.sharedRate(c.principal(), typ, now)
+	if !answered {
+		return c.localRate(typ, bucket, limit, now)
+	}
+	return err
+}
+
+// sharedRate takes a token of p's bucket for typ from the ratelimit
+// service (or finds it denied here already). answered is false when the
+// service is skipped or did not answer: the caller falls back.
+func (s *Server) sharedRate(p *chatv1.Principal, typ string, now time.Time) (answered bool, err error) {
+	bucket, limit := s.cfg.Limits.Bucket(typ)
+	key := p.Org + "." + p.User + "." + bucket
 	if until := s.limiter.deniedUntil(key); now.UnixNano() < until {
 		s.metrics.rateChecks.WithLabelValues("local_denied").Inc()
-		return rateLimited(typ, limit, time.Duration(until-now.UnixNano()))
+		return true, rateLimited(typ, limit, time.Duration(until-now.UnixNano()))
 	}
 	if now.UnixNano() < s.limiter.downUntil.Load() {
-		return c.localRate(typ, bucket, limit, now)
+		return false, nil
 	}
 	ctx, cancel := contextWithTimeout(s.cfg.RateLimitTimeout)
 	defer cancel()
 	var res chatv1.RateLimitResult
-	err := c.call(ctx, names.RateLimit, names.ActionCheck, &chatv1.RateLimitCheck{Principal: c.principal(), Command: typ}, &res)
+	start := time.Now()
+	err = svc.Call(ctx, s.nc, names.Command(names.RateLimit, p.Org, names.ActionCheck), &chatv1.RateLimitCheck{Principal: p, Command: typ}, &res)
+	s.metrics.requests.WithLabelValues(names.RateLimit, names.ActionCheck).Observe(time.Since(start).Seconds())
 	if err != nil {
 		s.limiter.downUntil.Store(now.Add(s.cfg.RateLimitRetry).UnixNano())
 		s.metrics.rateFallbacks.Inc()
 		s.warnEvery("ratelimit-down", 10*time.Second, "ratelimit service unavailable: per-connection limits in force", "err", err)
-		return c.localRate(typ, bucket, limit, now)
+		return false, nil
 	}
 	if !res.Allowed {
 		retry := time.Duration(res.RetryAfterMs) * time.Millisecond
 		s.limiter.deny(key, now.Add(retry).UnixNano())
 		s.metrics.rateChecks.WithLabelValues("denied").Inc()
-		return rateLimited(typ, limit, retry)
+		return true, rateLimited(typ, limit, retry)
 	}
 	s.metrics.rateChecks.WithLabelValues("allowed").Inc()
-	return nil
+	return true, nil
 }
 
 // localRate is the fallback: a bucket per connection with the same limit.

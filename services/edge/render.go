@@ -41,6 +41,8 @@ type messageNewJSON struct {
 	ClientMsgID    string `json:"clientMsgId"`
 	CreatedAt      string `json:"createdAt"`
 	ReplyTo        string `json:"replyTo,omitempty"`
+	// Attachments (section 7), absent when none.
+	Attachments []attachmentJSON `json:"attachments,omitempty"`
 }
 
 type messageReactedJSON struct {
@@ -52,6 +54,24 @@ type messageReactedJSON struct {
 	Emoji          string `json:"emoji"`
 	On             bool   `json:"on"`
 	ReactedAt      string `json:"reactedAt"`
+}
+
+type attachmentJSON struct {
+	FileID      string `json:"fileId"`
+	Name        string `json:"name"`
+	Size        uint64 `json:"size"`
+	ContentType string `json:"contentType"`
+}
+
+func attachmentsOf(as []*chatv1.Attachment) []attachmentJSON {
+	if len(as) == 0 {
+		return nil
+	}
+	out := make([]attachmentJSON, len(as))
+	for i, a := range as {
+		out[i] = attachmentJSON{a.FileId, a.Name, a.Size, a.ContentType}
+	}
+	return out
 }
 
 type messageEditedJSON struct {
@@ -113,7 +133,7 @@ func renderEvent(ev *chatv1.Event) (eventJSON, bool) {
 	switch b := ev.Body.(type) {
 	case *chatv1.Event_MessageNew:
 		m := b.MessageNew
-		return eventJSON{"message:new", messageNewJSON{ev.ConversationId, m.MessageId, ev.Seq, ev.PrevSeq, m.SenderId, m.Content, m.ClientMsgId, formatMs(m.CreatedAtMs), m.ReplyTo}}, true
+		return eventJSON{"message:new", messageNewJSON{ev.ConversationId, m.MessageId, ev.Seq, ev.PrevSeq, m.SenderId, m.Content, m.ClientMsgId, formatMs(m.CreatedAtMs), m.ReplyTo, attachmentsOf(m.Attachments)}}, true
 	case *chatv1.Event_MessageEdited:
 		m := b.MessageEdited
 		return eventJSON{"message:edited", messageEditedJSON{ev.ConversationId, m.MessageId, ev.Seq, ev.PrevSeq, m.SenderId, m.Content, formatMs(m.EditedAtMs)}}, true

@@ -12,8 +12,10 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/switchboard-chat/switchboard/kit/files"
 	"github.com/switchboard-chat/switchboard/kit/ids"
 	"github.com/switchboard-chat/switchboard/kit/limits"
 	"github.com/switchboard-chat/switchboard/kit/obs"
@@ -127,6 +129,12 @@ type Config struct {
 	Limits limits.Set
 	// ID names this edge (in presence entries and logs). Default random.
 	ID string
+	// MaxFileBytes bounds an upload (POST /files): a larger one gets 413
+	// and nothing is stored. Default files.DefaultMaxFileBytes (25 MiB).
+	MaxFileBytes int64
+	// FileTimeout bounds one upload or download, body included. Default
+	// 10 minutes.
+	FileTimeout time.Duration
 	// SocketIOConnectTimeout bounds the wait for a Socket.IO session's
 	// connect packet (the token). Default 10s.
 	SocketIOConnectTimeout time.Duration
@@ -150,6 +158,7 @@ const (
 	DefaultMaxConnections        = 100_000
 	DefaultMaxJoinsPerConnection = 500
 	DefaultMaxCommandsInFlight   = 8
+	DefaultMaxFileBytes          = files.DefaultMaxFileBytes
 )
 
 func (c *Config) setDefaults() {
@@ -180,6 +189,10 @@ func (c *Config) setDefaults() {
 	def(&c.RateLimitTimeout, 250*time.Millisecond)
 	def(&c.RateLimitRetry, time.Second)
 	def(&c.SocketIOConnectTimeout, 10*time.Second)
+	def(&c.FileTimeout, 10*time.Minute)
+	if c.MaxFileBytes <= 0 {
+		c.MaxFileBytes = DefaultMaxFileBytes
+	}
 	defInt(&c.MaxUpgradesPerIP, DefaultMaxUpgradesPerIP)
 	defInt(&c.MaxConnectionsPerUser, DefaultMaxConnectionsPerUser)
 	defInt(&c.MaxConnections, DefaultMaxConnections)
@@ -225,6 +238,7 @@ type Server struct {
 	mux     *http.ServeMux
 	limits  map[string]limitJSON // the session event's limits
 	sio     *socketIO
+	js      jetstream.JetStream // publishes file chunks (files.Put)
 
 	warned    sync.Map // key -> *atomic.Int64, see warnEvery
 	draining  atomic.Bool
@@ -255,6 +269,9 @@ func New(nc *nats.Conn, cfg Config) (*Server, error) {
 			"any token the keys verify is accepted, whoever it was minted for")
 	}
 	s.conns.init()
+	if s.js, err = jetstream.New(nc); err != nil {
+		return nil, err
+	}
 	s.limits = s.limitsJSON()
 	s.writers = newWriters(cfg.Writers)
 	s.hub = newHub(s)
@@ -272,13 +289,15 @@ func New(nc *nats.Conn, cfg Config) (*Server, error) {
 	s.mux.HandleFunc("GET /ws", s.accept)
 	s.sio = newSocketIO(s)
 	s.mux.HandleFunc("/socket.io/", s.acceptSocketIO)
+	s.mux.HandleFunc("POST /files", s.upload)
+	s.mux.HandleFunc("GET /files/{fileId}", s.download)
 	serveApp(s.mux)
 	s.janitor.Add(1)
 	go s.sweep()
 	return s, nil
 }
 
-// Handler serves /ws, /socket.io/, the browser app (/), /healthz and
+// Handler serves /ws, /socket.io/, /files, the browser app (/), /healthz and
 // /readyz: nothing else is on the public listener (no /metrics, whose
 // connection gauge names the organizations).
 func (s *Server) Handler() http.Handler { return s.mux }

@@ -110,6 +110,7 @@ func eventJSONSize(ev *chatv1.Event) int {
 	case *chatv1.Event_MessageNew:
 		m := b.MessageNew
 		n += jsonStringSize(m.MessageId) + jsonStringSize(m.SenderId) + jsonStringSize(m.Content) + jsonStringSize(m.ClientMsgId) + jsonStringSize(m.ReplyTo)
+		n += attachmentsJSONSize(m.Attachments)
 	case *chatv1.Event_MessageEdited:
 		m := b.MessageEdited
 		n += jsonStringSize(m.MessageId) + jsonStringSize(m.SenderId) + jsonStringSize(m.Content)
@@ -123,6 +124,26 @@ func eventJSONSize(ev *chatv1.Event) int {
 	}
 	return n
 }
+
+// attachmentJSONFixed bounds an attachment's JSON without its strings:
+// {"fileId":,"name":,"size":<20 digits>,"contentType":}, and a comma.
+const attachmentJSONFixed = 64
+
+// attachmentsJSONSize bounds a message's "attachments" (absent when none).
+func attachmentsJSONSize(as []*chatv1.Attachment) int {
+	if len(as) == 0 {
+		return 0
+	}
+	n := len(`,"attachments":[]`)
+	for _, a := range as {
+		n += attachmentJSONFixed + jsonStringSize(a.FileId) + jsonStringSize(a.Name) + jsonStringSize(a.ContentType)
+	}
+	return n
+}
+
+// maxAttachmentsJSON bounds the attachments of any message: names and
+// types of 255 bytes, each byte escaped to six.
+const maxAttachmentsJSON = 32 + maxAttachments*(attachmentJSONFixed+2*ids.MaxLen+2*6*255+4)
 
 // stringsJSONSize bounds a JSON list of strings.
 func stringsJSONSize(ss []string) int {
@@ -171,7 +192,7 @@ func (s *Service) checkReplySizes() error {
 	id := itemSize(ids.MaxLen)
 	perParticipant := 2*id + itemSize(id+2*11) // record and typing; a marker
 	fixed := s.cfg.MaxParticipants*perParticipant + 4*maxTitleChars + 1024
-	event := max(s.cfg.MaxParticipants*id, s.cfg.MaxContentBytes) + 1024
+	event := max(s.cfg.MaxParticipants*id, s.cfg.MaxContentBytes+maxAttachmentsJSON) + 1024
 	if need := fixed + event; need > s.wireLimit() {
 		return fmt.Errorf("messaging: %d participants and %d bytes of content need replies of %d bytes; the NATS connection takes %d (max_payload %d less a margin)",
 			s.cfg.MaxParticipants, s.cfg.MaxContentBytes, need, s.wireLimit(), s.nc.MaxPayload())

@@ -9,6 +9,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/switchboard-chat/switchboard/kit/errs"
+	"github.com/switchboard-chat/switchboard/kit/files"
 	"github.com/switchboard-chat/switchboard/kit/natsx"
 	"github.com/switchboard-chat/switchboard/proto/chatv1"
 	"github.com/switchboard-chat/switchboard/proto/names"
@@ -45,16 +46,27 @@ func (s *Service) send(ctx context.Context, req *chatv1.SendRequest) (*chatv1.Se
 	p := req.Principal
 	var f errs.Fields
 	f.ID("conversationId", req.ConversationId)
-	s.checkContent(&f, req.Content)
+	if req.Content != "" || len(req.Attachments) == 0 {
+		s.checkContent(&f, req.Content) // may be empty with attachments
+	}
 	checkClientMsgID(&f, req.ClientMsgId)
 	if req.ReplyTo != "" {
 		f.ID("replyTo", req.ReplyTo)
 	}
+	checkAttachments(&f, req.Attachments)
 	if err := f.Err(); err != nil {
 		return nil, err
 	}
 	if err := s.checkReplyTo(ctx, p, req); err != nil {
 		return nil, err
+	}
+	var fresh []*files.File
+	var atts []*chatv1.Attachment
+	if len(req.Attachments) > 0 {
+		var err error
+		if atts, fresh, err = s.attach(ctx, p, req.ConversationId, req.Attachments, files.Claim(p.User, req.ClientMsgId)); err != nil {
+			return nil, err
+		}
 	}
 	// The id is made from the seq once the event is stored (msgid.go).
 	msg := &chatv1.MessageNew{
@@ -63,12 +75,14 @@ func (s *Service) send(ctx context.Context, req *chatv1.SendRequest) (*chatv1.Se
 		ClientMsgId: req.ClientMsgId,
 		CreatedAtMs: s.cfg.Now().UnixMilli(),
 		ReplyTo:     req.ReplyTo,
+		Attachments: atts,
 	}
 	ev := &chatv1.Event{ConversationId: req.ConversationId, Body: &chatv1.Event_MessageNew{MessageNew: msg}}
 	// The membership check runs before each attempt, against the last seq
 	// the attempt expects (convcache.go).
 	check := s.senderCheck(p, req.ConversationId)
 	res, err := s.appendEvent(ctx, p.Org, req.ConversationId, ev, dedupeID(p.Org, req.ConversationId, p.User, req.ClientMsgId), check.run)
+	s.settleClaims(ctx, p.Org, req.ConversationId, res, err, fresh)
 	if err != nil {
 		return nil, err
 	}
@@ -265,6 +279,7 @@ func (s *Service) delete(ctx context.Context, req *chatv1.DeleteRequest) (*chatv
 		return nil, err
 	}
 	s.dropReactions(ctx, p.Org, req.ConversationId, req.MessageId)
+	s.removeFiles(p.Org, req.ConversationId, st.Seq)
 	return &chatv1.DeleteResponse{Seq: res.seq, DeletedAtMs: at}, nil
 }
 

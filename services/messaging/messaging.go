@@ -48,6 +48,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/switchboard-chat/switchboard/kit/files"
 	"github.com/switchboard-chat/switchboard/kit/ids"
 	"github.com/switchboard-chat/switchboard/kit/natsx"
 	"github.com/switchboard-chat/switchboard/kit/svc"
@@ -70,6 +71,17 @@ type Config struct {
 	// (new conversations, memberships, markers). Negative: no bound.
 	// Default DefaultBucketMaxBytes (256 MiB).
 	BucketMaxBytes int64
+	// FilesMaxBytes bounds the chat_files object store (on each replica):
+	// a full bucket refuses uploads (503). JetStream reserves it. Negative:
+	// no bound. Default files.DefaultBucketMaxBytes (1 GiB).
+	FilesMaxBytes int64
+	// FileUnattachedTTL is how long an upload may wait to be attached to
+	// a message; the sweeper removes it after. Default
+	// files.DefaultUnattachedTTL (24 h).
+	FileUnattachedTTL time.Duration
+	// FileSweepInterval is how often each instance sweeps chat_files for
+	// uploads never attached. Default DefaultFileSweepInterval.
+	FileSweepInterval time.Duration
 	// DedupeWindow is how long a clientMsgId is remembered. Default 10 min.
 	DedupeWindow time.Duration
 	// MaxContentBytes bounds a message's content. Default
@@ -104,6 +116,9 @@ const (
 	DefaultMaxContentBytes = 4096
 	DefaultStreamMaxBytes  = int64(2 << 30)
 	DefaultBucketMaxBytes  = int64(256 << 20)
+	// DefaultFileSweepInterval: a sweep reads every file's metadata, a
+	// few hundred bytes each, in batches.
+	DefaultFileSweepInterval = 5 * time.Minute
 )
 
 func (c *Config) setDefaults() {
@@ -118,6 +133,15 @@ func (c *Config) setDefaults() {
 	}
 	if c.BucketMaxBytes == 0 {
 		c.BucketMaxBytes = DefaultBucketMaxBytes
+	}
+	if c.FilesMaxBytes == 0 {
+		c.FilesMaxBytes = files.DefaultBucketMaxBytes
+	}
+	if c.FileUnattachedTTL <= 0 {
+		c.FileUnattachedTTL = files.DefaultUnattachedTTL
+	}
+	if c.FileSweepInterval <= 0 {
+		c.FileSweepInterval = DefaultFileSweepInterval
 	}
 	if c.DedupeWindow <= 0 {
 		c.DedupeWindow = 10 * time.Minute
@@ -161,8 +185,11 @@ type Service struct {
 	reacts   jetstream.KeyValue
 
 	srv    *svc.Server
-	cancel context.CancelFunc // ends the watchers
-	wg     sync.WaitGroup     // the typing and conversation watchers
+	bg     context.Context    // of the watchers, the sweeper and file removals
+	cancel context.CancelFunc // ends them
+	wg     sync.WaitGroup     // the typing and conversation watchers, the sweeper, file removals
+
+	filesRemoved *prometheus.CounterVec // reason: unattached or deleted_message
 
 	seed  maphash.Seed
 	locks [256]chan struct{} // striped by conversation: appends in order (lock)
@@ -200,14 +227,20 @@ func New(ctx context.Context, nc *nats.Conn, cfg Config) (*Service, error) {
 			Name: "switchboard_messaging_send_checks_total",
 			Help: "Membership checks of sends, by source: cached (a record known to hold at the expected last seq) or read.",
 		}, []string{"source"}),
+		filesRemoved: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "switchboard_messaging_files_removed_total",
+			Help: "Files removed from chat_files, by reason: unattached (the sweeper) or deleted_message.",
+		}, []string{"reason"}),
 	}
 	for i := range s.locks {
 		s.locks[i] = make(chan struct{}, 1)
 		s.reactLocks[i] = make(chan struct{}, 1)
 	}
 	if cfg.Registerer != nil {
-		if err := cfg.Registerer.Register(s.convChecks); err != nil {
-			return nil, err
+		for _, c := range []prometheus.Collector{s.convChecks, s.filesRemoved} {
+			if err := cfg.Registerer.Register(c); err != nil {
+				return nil, err
+			}
 		}
 	}
 	if err := s.checkReplySizes(); err != nil {
@@ -217,7 +250,7 @@ func New(ctx context.Context, nc *nats.Conn, cfg Config) (*Service, error) {
 		return nil, storageHint(err)
 	}
 	wctx, cancel := context.WithCancel(context.Background())
-	s.cancel = cancel
+	s.bg, s.cancel = wctx, cancel
 	if err := s.watchTyping(wctx); err != nil {
 		cancel()
 		return nil, err
@@ -227,6 +260,8 @@ func New(ctx context.Context, nc *nats.Conn, cfg Config) (*Service, error) {
 		s.wg.Wait()
 		return nil, err
 	}
+	s.wg.Add(1)
+	go s.sweepFiles(wctx)
 	s.srv, err = svc.New(nc, svc.Config{Name: names.Messaging, System: true, Workers: cfg.Workers, Registerer: cfg.Registerer, Logger: s.log})
 	if err != nil {
 		return nil, err
@@ -288,7 +323,11 @@ func (s *Service) setup(ctx context.Context, mode natsx.Mode) error {
 	}
 	// Per-key TTLs need limit markers, and History 1 (docs/nats-notes.md):
 	// typists expire, memberships' delete markers expire.
-	s.typists, err = kv(names.BucketTyping, "who is typing, one key per typist with a TTL", 0, time.Second, bucketBytes, smallValue)
+	if s.typists, err = kv(names.BucketTyping, "who is typing, one key per typist with a TTL", 0, time.Second, bucketBytes, smallValue); err != nil {
+		return err
+	}
+	// Files expire with their conversation's events.
+	_, err = natsx.ObjectStore(ctx, s.js, files.Config(s.cfg.Replicas, s.cfg.FilesMaxBytes, s.cfg.Retention), mode)
 	return err
 }
 
@@ -296,7 +335,7 @@ func (s *Service) setup(ctx context.Context, mode natsx.Mode) error {
 func storageHint(err error) error {
 	var apiErr *jetstream.APIError
 	if errors.As(err, &apiErr) && apiErr.ErrorCode == errStorageResourcesExceeded {
-		return fmt.Errorf("%w (JetStream reserves the size limits of the stream and buckets: lower StreamMaxBytes or BucketMaxBytes, or give the server more store)", err)
+		return fmt.Errorf("%w (JetStream reserves the size limits of the stream and buckets: lower StreamMaxBytes, BucketMaxBytes or FilesMaxBytes, or give the server more store)", err)
 	}
 	return err
 }
@@ -329,6 +368,7 @@ func (s *Service) register() error {
 		svc.Handle(s.srv, names.ActionTyping, s.typing),
 		svc.Handle(s.srv, names.ActionReact, s.react),
 		svc.Handle(s.srv, names.ActionReactions, s.reactions),
+		svc.Handle(s.srv, names.ActionFile, s.fileAccess),
 	} {
 		if err != nil {
 			return fmt.Errorf("messaging endpoints: %w", err)

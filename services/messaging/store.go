@@ -264,7 +264,7 @@ func (s *Service) redactDeleted(ctx context.Context, org, conv string, events []
 				continue
 			}
 			if mn := byID[lastToken(m.Subject)]; mn != nil {
-				mn.Content = ""
+				mn.Content, mn.Attachments = "", nil // the files are removed too
 			}
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"flag"
 
 	"github.com/switchboard-chat/switchboard/kit/cli"
+	"github.com/switchboard-chat/switchboard/kit/files"
 	"github.com/switchboard-chat/switchboard/services/messaging"
 )
 
@@ -18,15 +19,19 @@ func main() {
 	maxContent := fs.Int("max-content-bytes", messaging.DefaultMaxContentBytes, "largest message content in bytes")
 	streamMax := fs.Int64("stream-max-bytes", messaging.DefaultStreamMaxBytes, "size limit of the events stream and of the message state bucket, in bytes (-1: none)")
 	kvMax := fs.Int64("kv-max-bytes", messaging.DefaultBucketMaxBytes, "size limit of each other bucket, in bytes (-1: none)")
+	filesMax := fs.Int64("files-max-bytes", files.DefaultBucketMaxBytes, "size limit of the chat_files object store of uploads, in bytes (-1: none)")
+	unattached := fs.Duration("file-unattached-ttl", files.DefaultUnattachedTTL, "uploads not attached to a message within this long are removed")
 	cli.Main("messaging", fs, &common, func(ctx context.Context, env cli.Env) (func(context.Context) error, error) {
 		s, err := messaging.New(ctx, env.NC, messaging.Config{
-			Replicas:        env.Common.Replicas,
-			Retention:       *retention,
-			MaxContentBytes: *maxContent,
-			StreamMaxBytes:  *streamMax,
-			BucketMaxBytes:  *kvMax,
-			Registerer:      env.Registry,
-			Logger:          env.Log,
+			Replicas:          env.Common.Replicas,
+			Retention:         *retention,
+			MaxContentBytes:   *maxContent,
+			StreamMaxBytes:    *streamMax,
+			BucketMaxBytes:    *kvMax,
+			FilesMaxBytes:     *filesMax,
+			FileUnattachedTTL: *unattached,
+			Registerer:        env.Registry,
+			Logger:            env.Log,
 		})
 		if err != nil {
 			return nil, err

@@ -21,6 +21,7 @@ import (
 	"github.com/switchboard-chat/switchboard/kit/cli"
 	"github.com/switchboard-chat/switchboard/kit/conf"
 	"github.com/switchboard-chat/switchboard/kit/devtoken"
+	"github.com/switchboard-chat/switchboard/kit/files"
 	"github.com/switchboard-chat/switchboard/kit/natsauth"
 	"github.com/switchboard-chat/switchboard/kit/natsembed"
 	"github.com/switchboard-chat/switchboard/kit/obs"
@@ -45,6 +46,8 @@ func main() {
 	metricsListen := fs.String("metrics-listen", edge.DefaultMetricsListen, "Prometheus /metrics, /healthz and /readyz listener, every service's (empty or port 0: off; the WebSocket listener serves no metrics)")
 	streamMax := fs.Int64("stream-max-bytes", messaging.DefaultStreamMaxBytes, "size limit of the events stream and of the message state bucket, in bytes (-1: none)")
 	kvMax := fs.Int64("kv-max-bytes", messaging.DefaultBucketMaxBytes, "size limit of each other messaging bucket, in bytes (-1: none)")
+	filesMax := fs.Int64("files-max-bytes", files.DefaultBucketMaxBytes, "size limit of the chat_files object store of uploads, in bytes (-1: none)")
+	unattached := fs.Duration("file-unattached-ttl", files.DefaultUnattachedTTL, "uploads not attached to a message within this long are removed")
 	presenceTTL := fs.Duration("presence-ttl", presence.DefaultTTL, "a connection without a heartbeat for this long is offline")
 	presenceGrace := fs.Duration("presence-grace", presence.DefaultGrace, "how long a user without connections stays shown before offline")
 	var ef edge.Flags
@@ -55,7 +58,8 @@ func main() {
 	}
 	log := obs.NewLogger(os.Stderr, common.LogLevel)
 	services := standalone.Config{
-		Messaging: messaging.Config{Replicas: common.Replicas, Retention: *retention, StreamMaxBytes: *streamMax, BucketMaxBytes: *kvMax},
+		Messaging: messaging.Config{Replicas: common.Replicas, Retention: *retention, StreamMaxBytes: *streamMax, BucketMaxBytes: *kvMax,
+			FilesMaxBytes: *filesMax, FileUnattachedTTL: *unattached},
 		Presence:  presence.Config{Replicas: common.Replicas, TTL: *presenceTTL, Grace: *presenceGrace},
 		RateLimit: ratelimit.Config{Replicas: common.Replicas},
 	}
