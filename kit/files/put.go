@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 
-
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nuid"
@@ -143,4 +142,3 @@ func purge(ctx context.Context, nc *nats.Conn, subject string) error {
 	}
 	return nil
 }
-

@@ -261,10 +261,10 @@ func TestFilesAccess(t *testing.T) {
 	t.Run("404 alike", func(t *testing.T) {
 		var bodies []string
 		for _, c := range []struct{ org, user, id string }{
-			{"acme", "carol", up.FileID},               // not a participant
-			{"other", "alice", up.FileID},              // another org, same user name
-			{"acme", "bob", files.NewID()},             // no such file
-			{"acme", "bob", "not%20an%20id"},           // not an id
+			{"acme", "carol", up.FileID},     // not a participant
+			{"other", "alice", up.FileID},    // another org, same user name
+			{"acme", "bob", files.NewID()},   // no such file
+			{"acme", "bob", "not%20an%20id"}, // not an id
 		} {
 			resp := f.getFile(token(c.org, c.user), c.id, nil)
 			b := status(t, resp, 404)
