@@ -6,7 +6,8 @@
 // Least privilege: an edge sends commands and reads events; each service
 // answers its own commands and reaches only its own stream and buckets
 // (never the JetStream API at large: no user but the admin may create,
-// update, delete or purge a stream); a backend acts only in its own
+// update or delete a stream, or purge one but chat_files' stream, whose
+// files the edge and messaging remove chunk by chunk); a backend acts only in its own
 // organization, on chat.sys subjects that edges may not publish to; and
 // every user has an inbox prefix of its own (names.InboxPrefix) and may
 // subscribe to no other inbox, so that nobody reads another's replies.
@@ -67,7 +68,7 @@ func Services(password func(user string) string) []User {
 				names.CommandWildcard(names.Messaging, "*"),
 				names.CommandWildcard(names.Presence, "*"),
 				names.CommandWildcard(names.RateLimit, names.ActionCheck),
-			}, filesAccess(names.ObjectSubjects(names.BucketFiles))),
+			}, filesAccess(names.ObjectSubjects(names.BucketFiles), false)),
 			Subscribe: []string{names.ConvEvents("*", "*"), names.UserEvents("*", "*"), names.ActivityEvents("*", "*"), names.PresenceEvents("*", "*"), names.PresenceResync},
 		},
 		{Name: Messaging, About: "messaging: conversations, messages, reactions, receipts, typing",
@@ -76,7 +77,7 @@ func Services(password func(user string) string) []User {
 				bucketAccess(names.BucketConversations), bucketAccess(names.BucketMemberships),
 				bucketAccess(names.BucketMessages), bucketAccess(names.BucketReceipts), bucketAccess(names.BucketTyping),
 				bucketAccess(names.BucketReactions),
-				filesAccess(filesMeta)),
+				filesAccess(filesMeta, true)),
 			Subscribe: concat([]string{
 				names.CommandWildcard(names.Messaging, "*"),
 				names.SystemCommandWildcard(names.Messaging, "*"),
@@ -147,15 +148,20 @@ func bucketAccess(bucket string) []string {
 // files' attached state and delete markers, never chunks.
 var filesMeta = "$O." + names.BucketFiles + ".M.>"
 
-// filesAccess is using the chat_files object store (kit/files): reading
-// it with direct gets (lookups, chunks, listings), publishing to subjects
-// (the edge: chunks and metadata; messaging: metadata), and purging one
-// file's chunks (a delete, an upload refused halfway), which the purge
-// API allows for the whole stream: so only chat_files' stream, whose
-// metadata these users may overwrite anyway. No consumer.
-func filesAccess(subjects string) []string {
+// filesAccess is using the chat_files object store as kit/files does:
+// direct gets of its stream (lookups, chunks, listings), publishing to
+// subjects (the edge: chunks and metadata; messaging: metadata), and
+// purging one file's chunks (a delete, an upload refused halfway), which
+// the purge API allows for the whole stream: so only chat_files' stream,
+// whose metadata these users may overwrite anyway. No consumer, and no
+// stream info but for messaging (which opens the bucket: withInfo).
+func filesAccess(subjects string, withInfo bool) []string {
 	stream := names.ObjectStream(names.BucketFiles)
-	return concat(streamAccess(stream), []string{subjects, "$JS.API.STREAM.PURGE." + stream})
+	out := []string{"$JS.API.DIRECT.GET." + stream, subjects, "$JS.API.STREAM.PURGE." + stream}
+	if withInfo {
+		out = append(out, "$JS.API.STREAM.INFO."+stream)
+	}
+	return out
 }
 
 // serviceDiscovery is what NATS micro subscribes to: $SRV.<verb>,

@@ -72,7 +72,8 @@ func (a *actor) violation(what string) {
 
 // deploy/'s configuration refuses, for each user, what it must not do: no
 // anonymous client, the edge writing chat.store or chat.sys or touching
-// JetStream, a backend of org A posting to org B or on the edges' subjects,
+// JetStream but chat_files, a backend or presence or ratelimit touching
+// chat_files, a backend of org A posting to org B or on the edges' subjects,
 // a service deleting or purging a stream (even its own) or touching
 // another's state, one user reading another's inbox, a node without route
 // credentials joining. The admin, and each user's allowed path, still work.
@@ -110,6 +111,13 @@ func TestDeployPermissions(t *testing.T) {
 		edge.refusedSubscribe(names.InboxPrefix(natsauth.Messaging) + ".>")
 		edge.refusedSubscribe("_INBOX.>")
 		edge.refusedSubscribe("chat.store.>")
+		// Files: chat_files only, and no consumer, no other stream's
+		// reads or purges.
+		edge.refusedPublish("$O.other_bucket.C.x")
+		edge.refusedPublish("$JS.API.DIRECT.GET." + names.StreamEvents)
+		edge.refusedPublish("$JS.API.STREAM.PURGE." + names.StreamEvents)
+		edge.refusedPublish("$JS.API.CONSUMER.CREATE." + names.ObjectStream(names.BucketFiles) + ".x")
+		edge.refusedPublish("$JS.API.STREAM.DELETE." + names.ObjectStream(names.BucketFiles))
 	})
 	t.Run("backend", func(t *testing.T) {
 		demo := newActor(t, nodes, natsauth.Backend("demo"))
@@ -127,6 +135,9 @@ func TestDeployPermissions(t *testing.T) {
 		demo.refusedPublish("$JS.API.STREAM.NAMES")
 		demo.refusedSubscribe(names.ConvEvents("*", "*"))
 		demo.refusedSubscribe(names.InboxPrefix(natsauth.Edge) + ".>")
+		// A backend reads no file and writes none.
+		demo.refusedPublish("$JS.API.DIRECT.GET." + names.ObjectStream(names.BucketFiles))
+		demo.refusedPublish("$O." + names.BucketFiles + ".M.x")
 	})
 	t.Run("services", func(t *testing.T) {
 		own := map[string]string{
@@ -147,6 +158,12 @@ func TestDeployPermissions(t *testing.T) {
 		}
 		messagingUser := newActor(t, nodes, natsauth.Messaging)
 		messagingUser.refusedPublish(names.KVSubject(names.BucketPresence, "acme.alice.c1"))
+		messagingUser.refusedPublish("$O." + names.BucketFiles + ".C.x") // metadata only, never chunks
+		for _, other := range []*actor{newActor(t, nodes, natsauth.Presence), newActor(t, nodes, natsauth.RateLimit)} {
+			other.refusedPublish("$JS.API.DIRECT.GET." + names.ObjectStream(names.BucketFiles))
+			other.refusedPublish("$O." + names.BucketFiles + ".M.x")
+			other.refusedPublish("$JS.API.STREAM.PURGE." + names.ObjectStream(names.BucketFiles))
+		}
 		presenceUser := newActor(t, nodes, natsauth.Presence)
 		presenceUser.refusedPublish(names.Store("acme", "c1"))
 		presenceUser.refusedPublish(names.KVSubject(names.BucketConversations, "acme.c1"))
