@@ -15,6 +15,10 @@
 //	idle: -conns connections that only answer pings, dialed at -dial-rate
 //	      and held for -duration; it reads the server's /metrics before and
 //	      after and reports memory per idle connection.
+//	upload: -conns users upload files of -file-bytes to POST /files and
+//	      download them again, -rate uploads per second in total, for
+//	      -duration; it reports latencies, throughput and the server's
+//	      memory during the run (upload.go).
 //
 // The server needs high rate limits for send runs, e.g.
 // SWITCHBOARD_LIMITS='message:send=1000000/1s,default=1000000/1s'; refused
@@ -71,6 +75,7 @@ type config struct {
 	userPrefix, runID            string
 	json, progress               bool
 	cpuProfile                   string
+	fileBytes                    int64
 }
 
 func (c *config) user(i int) string { return c.userPrefix + strconv.Itoa(i) }
@@ -145,6 +150,12 @@ func main() {
 			fail(cfg, res, err)
 		}
 		out, human = res, res.human()
+	case "upload":
+		res, err := runUpload(cfg, d)
+		if err != nil {
+			fail(cfg, res, err)
+		}
+		out, human = res, res.human()
 	case "idle":
 		res, err := runIdle(cfg, d)
 		if res != nil {
@@ -182,7 +193,8 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.StringVar(&cfg.metricsURL, "metrics-url", "", "server /metrics URL: memory in idle mode, server CPU in send mode (default: http://<url host>:9090/metrics, the metrics listener of the standalone and the edge)")
 	fs.StringVar(&cfg.secret, "secret", os.Getenv("SWITCHBOARD_JWT_SECRET"), "HS256 secret of the server (default $SWITCHBOARD_JWT_SECRET)")
 	fs.StringVar(&cfg.org, "org", "loadtest", "organization of the load users")
-	fs.StringVar(&cfg.mode, "mode", "send", "send, react or idle")
+	fs.StringVar(&cfg.mode, "mode", "send", "send, react, idle or upload")
+	fs.Int64Var(&cfg.fileBytes, "file-bytes", 10_000_000, "upload: bytes of each file")
 	fs.StringVar(&cfg.serve, "serve", "", "send: serve the workload from this process instead of an edge at -url, for a ceiling: "+
 		"raw (a trivial WebSocket broadcaster, no NATS, no Switchboard) or nats-ws (NATS clients of the nats-server WebSocket listener at -url)")
 	fs.IntVar(&cfg.conns, "conns", 100, "connections, one user each")
@@ -246,8 +258,10 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 		}
 	}
 	switch {
-	case cfg.mode != "send" && cfg.mode != "react" && cfg.mode != "idle":
-		return nil, fmt.Errorf("-mode: send, react or idle, got %q", cfg.mode)
+	case cfg.mode != "send" && cfg.mode != "react" && cfg.mode != "idle" && cfg.mode != "upload":
+		return nil, fmt.Errorf("-mode: send, react, idle or upload, got %q", cfg.mode)
+	case cfg.mode == "upload" && (cfg.fileBytes < 0 || cfg.rate <= 0):
+		return nil, errors.New("upload: -file-bytes must not be negative and -rate must be positive")
 	case cfg.secret == "":
 		return nil, errors.New("-secret (or SWITCHBOARD_JWT_SECRET) is required: the server's HS256 secret")
 	case cfg.conns < 1:
