@@ -96,6 +96,31 @@
 //     pong within pingTimeout (IdleTimeout - PingInterval) ends with a bare
 //     close 1000, which socket.io-client answers by reconnecting.
 //
+// A file (docs/protocol.md section 7) is plain HTTP on the same listener,
+// one request on net/http's goroutine, no connection, no lock of the edge:
+//
+//  1. Token (files.go, fileAuth): the same bearer and Verify as an upgrade;
+//     a defect is 401 with a JSON body. While draining, 503.
+//  2. Upload, POST /files (files.go, upload): the parameters (400), a
+//     Content-Length over MaxFileBytes (413), a file:upload token from the
+//     ratelimit service (sharedRate in ratelimit.go; 429, or 503 when it
+//     does not answer), messaging's "file" action for membership (404),
+//     all before the body is read. Then files.Put streams the body through
+//     http.MaxBytesReader into chat_files: chunks of 128 KiB, four in
+//     flight, the SHA-256 on the way, the metadata last; past the limit,
+//     or on any failure, the chunks put are purged (413, 503). 201 with the
+//     file's JSON.
+//  3. Download, GET /files/{fileId} (files.go, download; files_range.go):
+//     the metadata of <org>.<fileId> with one direct get, messaging's
+//     "file" action for its conversation; every refusal is the same 404.
+//     Then the headers (ETag, nosniff, CSP, inline or attachment), 304 for
+//     If-None-Match, the range (206, 416), and files.Reader's chunks, one
+//     direct get each, written as the client takes them: one chunk in
+//     memory whatever the file's size.
+//  4. Counted in switchboard_edge_file_requests_total (op, status) and
+//     switchboard_edge_file_bytes_total (op); the NATS requests in the
+//     request histogram like a command's.
+//
 // # Locks
 //
 // Whoever holds several locks takes them in this order, and never holds
