@@ -2,7 +2,6 @@ package edge
 
 import (
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 
@@ -36,7 +35,26 @@ func fileHeaders(h http.Header, f *files.File) {
 // attachment is an RFC 6266 disposition: an ASCII filename for old
 // clients and the exact UTF-8 name in filename* (RFC 5987).
 func attachment(name string) string {
-	return `attachment; filename="` + asciiName(name) + `"; filename*=UTF-8''` + url.PathEscape(name)
+	return `attachment; filename="` + asciiName(name) + `"; filename*=UTF-8''` + extValue(name)
+}
+
+// extValue percent-encodes every byte of s that is not an attr-char of
+// RFC 5987 (letters, digits and !#$&+-.^_`|~), so that no ';', ',', quote
+// or space reaches the header's syntax.
+func extValue(s string) string {
+	const hex = "0123456789ABCDEF"
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("!#$&+-.^_`|~", c) >= 0 {
+			b.WriteByte(c)
+			continue
+		}
+		b.WriteByte('%')
+		b.WriteByte(hex[c>>4])
+		b.WriteByte(hex[c&15])
+	}
+	return b.String()
 }
 
 // asciiName replaces what a quoted ASCII filename cannot hold with '_'.
