@@ -93,7 +93,9 @@ func (s *Server) uploadOf(r *http.Request, p *chatv1.Principal) (files.Upload, e
 // context is the edge's, not the request's: a client that goes away
 // mid-upload must not cancel the purge of what was put.
 func (s *Server) store(ctx context.Context, w http.ResponseWriter, r *http.Request, up files.Upload) {
-	_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(s.cfg.FileTimeout))
+	rc := http.NewResponseController(w)
+	_ = rc.SetReadDeadline(time.Now().Add(s.cfg.FileTimeout))
+	defer func() { _ = rc.SetReadDeadline(time.Time{}) }() // not the next request's on this connection
 	body := http.MaxBytesReader(w, r.Body, s.cfg.MaxFileBytes)
 	// A read error (too large, the client gone) makes Put purge the chunks
 	// it put: nothing is stored.
