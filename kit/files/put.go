@@ -62,6 +62,11 @@ func putChunks(ctx context.Context, js jetstream.JetStream, subj string, r io.Re
 	h := sha256.New()
 	var bufs [putWindow][]byte
 	var inflight [putWindow]jetstream.PubAckFuture
+	defer func() {
+		if err != nil {
+			settle(inflight[:]) // before the caller purges: none lands after it
+		}
+	}()
 	for i := 0; ; i++ {
 		slot := i % putWindow
 		if f := inflight[slot]; f != nil {
@@ -85,14 +90,27 @@ func putChunks(ctx context.Context, js jetstream.JetStream, subj string, r io.Re
 			size, chunks = size+uint64(n), chunks+1
 		}
 		if rerr != nil { // EOF: the last chunk is out
-			for _, f := range inflight {
+			for i, f := range inflight {
 				if f != nil {
+					inflight[i] = nil
 					if err := waitAck(ctx, f); err != nil {
 						return 0, 0, nil, err
 					}
 				}
 			}
 			return size, chunks, h.Sum(nil), nil
+		}
+	}
+}
+
+// settle waits, for up to chunkTimeout, for the chunks still in flight of
+// an upload that failed, whatever their outcome.
+func settle(inflight []jetstream.PubAckFuture) {
+	ctx, cancel := context.WithTimeout(context.Background(), chunkTimeout)
+	defer cancel()
+	for _, f := range inflight {
+		if f != nil {
+			_ = waitAck(ctx, f)
 		}
 	}
 }
