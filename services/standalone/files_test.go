@@ -74,8 +74,9 @@ func heapPeak() (stop func() (inuse, live, base uint64)) {
 
 // A 24 MiB upload and its download go through the edge in chunks: the
 // process's live heap (the edge, messaging and the embedded server
-// together) grows by less than two thirds of the file either way (a copy of
-// the file in memory would be more than all of it), and the bytes come
+// together) grows by less than five sixths of the file either way (a copy
+// of the file in memory would be more than all of it, with the server's
+// block buffers), and the bytes come
 // back whole, with the sha256 the upload reported. The first transfer
 // warms the embedded server up (its store's block buffers, up to 8 MiB, are
 // pooled and reused), then a second one of the same size is measured.
@@ -114,9 +115,11 @@ func TestFilesStreamedBoundedMemory(t *testing.T) {
 		// Most of what grows is the embedded server's: its store's block
 		// buffers (8 MiB each, a block read stays cached for 10 s), which
 		// an edge in a deployment does not share; the edge holds a few
-		// chunks of 128 KiB.
+		// chunks of 128 KiB. Alone this measured 8.5 to 11.2 MiB, after the
+		// rest of the package under -race up to 16.4 MiB; a copy of the file
+		// in the edge adds 24 MiB to that (41 MiB measured).
 		for what, peak := range map[string]uint64{"upload": upLive, "download": downLive} {
-			if peak > size*2/3 {
+			if peak > size*5/6 {
 				t.Errorf("%s: live heap grew by %.1f MiB for a %d MiB file", what, mib(peak), size>>20)
 			}
 		}
