@@ -25,10 +25,10 @@ type metrics struct {
 	rateFallbacks prometheus.Counter
 	refused       *prometheus.CounterVec // reason
 
-	activitySubs    prometheus.Gauge   // conversations followed for activity
-	activityRefused prometheus.Counter // follows refused at MaxActivitySubscriptions
-	files     *prometheus.CounterVec // op (upload, download), status
-	fileBytes *prometheus.CounterVec // op
+	activitySubs    prometheus.Gauge       // conversations followed for activity
+	activityRefused prometheus.Counter     // follows refused at MaxActivitySubscriptions
+	files           *prometheus.CounterVec // op (upload, download), status
+	fileBytes       *prometheus.CounterVec // op
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
