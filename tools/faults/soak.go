@@ -23,6 +23,7 @@ import (
 type sample struct {
 	At         time.Duration `json:"at_ns"`
 	RSSKiB     int64         `json:"rss_kib"`
+	HeapKiB    int64         `json:"heap_inuse_kib"` // go_memstats_heap_inuse_bytes / 1024
 	Goroutines int64         `json:"goroutines"`
 	FDs        int64         `json:"fds"`
 	Conns      int64         `json:"connections"`
@@ -181,7 +182,7 @@ func sampleLoop(ctx context.Context, p *proc, metricsURL string, every time.Dura
 }
 
 // readSample reads pid's RSS and open files from /proc and the
-// goroutines and connections from its /metrics.
+// goroutines, heap in use and connections from its /metrics.
 func readSample(pid int, metricsURL string) sample {
 	var s sample
 	if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid)); err == nil {
@@ -194,19 +195,29 @@ func readSample(pid int, metricsURL string) sample {
 	if ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid)); err == nil {
 		s.FDs = int64(len(ents))
 	}
-	s.Goroutines, s.Conns = -1, -1
+	s.Goroutines, s.Conns, s.HeapKiB = -1, -1, -1
 	cl := http.Client{Timeout: 5 * time.Second}
 	if resp, err := cl.Get(metricsURL); err == nil {
-		s.Goroutines, s.Conns = parseMetrics(resp.Body)
+		m := parseMetrics(resp.Body)
+		s.Goroutines, s.Conns = m.goroutines, m.conns
+		if m.heapBytes >= 0 {
+			s.HeapKiB = m.heapBytes / 1024
+		}
 		resp.Body.Close()
 	}
 	return s
 }
 
-// parseMetrics picks go_goroutines and the sum of
-// switchboard_edge_connections out of a Prometheus text exposition.
-func parseMetrics(r io.Reader) (goroutines, conns int64) {
-	goroutines = -1
+// procMetrics are the readings soak takes from a process's /metrics.
+type procMetrics struct {
+	goroutines, conns, heapBytes int64
+}
+
+// parseMetrics picks go_goroutines, go_memstats_heap_inuse_bytes and the
+// sum of switchboard_edge_connections out of a Prometheus text exposition
+// (-1 for a metric that is absent).
+func parseMetrics(r io.Reader) procMetrics {
+	m := procMetrics{goroutines: -1, heapBytes: -1}
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
@@ -217,12 +228,14 @@ func parseMetrics(r io.Reader) (goroutines, conns int64) {
 		}
 		switch {
 		case name == "go_goroutines":
-			goroutines = int64(val)
+			m.goroutines = int64(val)
+		case name == "go_memstats_heap_inuse_bytes":
+			m.heapBytes = int64(val)
 		case strings.HasPrefix(name, "switchboard_edge_connections"):
-			conns += int64(val)
+			m.conns += int64(val)
 		}
 	}
-	return goroutines, conns
+	return m
 }
 
 func metricLine(line string) (string, float64, bool) {
@@ -247,9 +260,9 @@ func metricLine(line string) (string, float64, bool) {
 // printSamples prints the curves and, for each, whether it levels off.
 func printSamples(w io.Writer, ss []sample) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "t\tRSS MiB\tgoroutines\topen files\tconnections\tchurn cycles\t")
+	fmt.Fprintln(tw, "t\tRSS MiB\theap in use MiB\tgoroutines\topen files\tconnections\tchurn cycles\t")
 	for _, s := range ss {
-		fmt.Fprintf(tw, "%s\t%.1f\t%d\t%d\t%d\t%d\t\n", s.At.Round(time.Second), float64(s.RSSKiB)/1024, s.Goroutines, s.FDs, s.Conns, s.Churns)
+		fmt.Fprintf(tw, "%s\t%.1f\t%.1f\t%d\t%d\t%d\t%d\t\n", s.At.Round(time.Second), float64(s.RSSKiB)/1024, float64(s.HeapKiB)/1024, s.Goroutines, s.FDs, s.Conns, s.Churns)
 	}
 	_ = tw.Flush()
 	fmt.Fprintln(w)
@@ -260,6 +273,7 @@ func printSamples(w io.Writer, ss []sample) {
 		get   func(sample) float64
 	}{
 		{"RSS", "MiB", 1, func(s sample) float64 { return float64(s.RSSKiB) / 1024 }},
+		{"heap in use", "MiB", 1, func(s sample) float64 { return float64(s.HeapKiB) / 1024 }},
 		{"goroutines", "", 5, func(s sample) float64 { return float64(s.Goroutines) }},
 		{"open files", "", 2, func(s sample) float64 { return float64(s.FDs) }},
 	} {

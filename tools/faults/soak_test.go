@@ -38,12 +38,13 @@ func TestParseMetrics(t *testing.T) {
 	in := `# HELP go_goroutines Number of goroutines that currently exist.
 # TYPE go_goroutines gauge
 go_goroutines 123
+go_memstats_heap_inuse_bytes 2.097152e+06
 switchboard_edge_connections{org="a"} 3
 switchboard_edge_connections{org="b"} 4
 switchboard_edge_commands_total{type="ping",result="ok"} 9
 `
-	g, c := parseMetrics(strings.NewReader(in))
-	if g != 123 || c != 7 {
-		t.Errorf("parseMetrics = %d, %d; want 123, 7", g, c)
+	m := parseMetrics(strings.NewReader(in))
+	if m.goroutines != 123 || m.conns != 7 || m.heapBytes != 2<<20 {
+		t.Errorf("parseMetrics = %+v; want 123 goroutines, 7 connections, 2 MiB heap", m)
 	}
 }
