@@ -52,7 +52,7 @@ test-socketio: node-deps switchboard-bin
 
 test-browser: node-deps chromium switchboard-bin
 	cd $(NODE_TESTS) && SWITCHBOARD_BIN=$(CURDIR)/.bin/switchboard ARTIFACTS_DIR=$(ARTIFACTS_DIR) \
-		node --test --test-concurrency=1 browser.test.mjs
+		node --test --test-concurrency=1 browser.test.mjs browser-features.test.mjs
 
 node-deps: $(NODE_TESTS)/node_modules/.package-lock.json
 

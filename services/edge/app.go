@@ -13,8 +13,9 @@ import (
 //go:embed app
 var appFiles embed.FS
 
-// appCSP lets the page load its own files and talk to this edge's /ws.
-const appCSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self' ws: wss:; " +
+// appCSP lets the page load its own files, talk to this edge's /ws and
+// /files, and show images it fetched itself (blob: URLs; see files.js).
+const appCSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; connect-src 'self' ws: wss:; " +
 	"base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 
 // serveApp registers the app's routes on mux.

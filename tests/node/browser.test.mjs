@@ -4,29 +4,20 @@
 // to $ARTIFACTS_DIR (default tests/node/artifacts).
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { mkdirSync } from "node:fs";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
-import { chromium } from "playwright-core";
 import { Server, mint } from "./lib/server.mjs";
 import { CuttableProxy } from "./lib/proxy.mjs";
-
-const artifacts = process.env.ARTIFACTS_DIR || path.join(path.dirname(fileURLToPath(import.meta.url)), "artifacts");
-mkdirSync(artifacts, { recursive: true });
+import { launch, Pages, artifacts } from "./lib/browser.mjs";
 
 const server = new Server();
-let proxy, browser;
-const problems = []; // page errors and console errors: the app must have none
+let proxy, browser, pages;
 
 before(async () => {
   await server.start();
   proxy = new CuttableProxy(server.addr);
   await proxy.start();
-  browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-      "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-  });
+  browser = await launch();
+  pages = new Pages(browser);
 });
 
 after(async () => {
@@ -35,30 +26,8 @@ after(async () => {
   await server.close();
 });
 
-const pages = new Map(); // user -> page, for screenshots of a failure
-
-// failed takes a screenshot of every page, then rethrows.
-async function failed(err) {
-  for (const [user, page] of pages) await page.screenshot({ path: path.join(artifacts, `failure-${user}.png`) }).catch(() => {});
-  throw err;
-}
-
-// signIn opens the app at base in a fresh context and connects with a token.
-async function signIn(base, user, viewport) {
-  const context = await browser.newContext({ viewport });
-  const page = await context.newPage();
-  pages.set(user, page);
-  page.on("pageerror", (e) => problems.push(`${user}: page error: ${e.message}`));
-  page.on("console", (m) => {
-    // A cut connection is logged by chromium itself; anything else is the app's.
-    if (m.type() === "error" && !/WebSocket connection to .* failed|ERR_CONNECTION/.test(m.text())) problems.push(`${user}: console: ${m.text()}`);
-  });
-  await page.goto(base + "/");
-  await page.getByLabel("Your access token (a JWT)").fill(mint("demo", user));
-  await page.getByRole("button", { name: "Connect" }).click();
-  await page.locator("#status", { hasText: "Connected" }).waitFor();
-  return page;
-}
+const failed = (err) => pages.failed(err);
+const signIn = (base, user, viewport) => pages.signIn(base, user, viewport);
 
 // messages returns the seq and text of every message shown, in order.
 const messages = (page) => page.$$eval("#messages li[data-seq]", (lis) => lis.map((li) => ({
@@ -155,13 +124,13 @@ async function chat() {
   await alice.locator("#alert", { hasText: "must match" }).waitFor();
   await alice.getByRole("button", { name: "Dismiss" }).click();
 
-  // The picture of the README (docs/app.png is a copy of app.png).
+  // A picture of the chat (the README's, docs/app.png, is browser-features' app.png).
   await alice.locator("summary", { hasText: "People" }).click();
   await bob.locator("#composer-input").pressSequentially("Great, see you", { delay: 20 });
   await alice.locator("#typing", { hasText: "bob is typing" }).waitFor();
-  await alice.screenshot({ path: path.join(artifacts, "app.png") });
+  await alice.screenshot({ path: path.join(artifacts, "app-chat.png") });
 
-  assert.deepEqual(problems, []);
+  assert.deepEqual(pages.problems, []);
 }
 
 test("history scrolls back past the first page", () => history().catch(failed));
@@ -194,5 +163,5 @@ async function history() {
   await carol.locator("#messages .body", { hasText: /^note 1$/ }).waitFor();
   const all = await messages(carol);
   assert.deepEqual(all.map((m) => m.text), Array.from({ length: 60 }, (_, i) => `note ${i + 1}`));
-  assert.deepEqual(problems, []);
+  assert.deepEqual(pages.problems, []);
 }
