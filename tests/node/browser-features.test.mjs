@@ -147,41 +147,6 @@ run("bob replies to alice's message and alice sees the quote, which leads to it"
   assert.deepEqual(pages.problems, []);
 });
 
-const picture = png(20, 14);
-const notes = "Changelog\n- reactions\n- replies\n- files\n";
-
-run("alice attaches an image and a text file, bob sees the image inline and downloads the text", async () => {
-  assert.ok(picture.length > 100 && picture.length < 1000, `the PNG has ${picture.length} bytes`);
-  await alice.locator("#attach-input").setInputFiles([
-    { name: "screenshot.png", mimeType: "image/png", buffer: picture },
-    { name: "notes.txt", mimeType: "text/plain", buffer: Buffer.from(notes) },
-  ]);
-  await alice.locator("#chosen li", { hasText: "notes.txt" }).waitFor();
-  await alice.locator("#composer-input").fill("Here are the files");
-  await alice.locator("#composer-input").press("Enter");
-  await alice.locator("#chosen").waitFor({ state: "hidden" });
-
-  const m = message(bob, "Here are the files");
-  const img = m.locator('.attachments img[alt="screenshot.png"]');
-  await img.waitFor();
-  await bob.waitForFunction((i) => i.complete && i.naturalWidth > 0, await img.elementHandle());
-  assert.deepEqual(await img.evaluate((i) => [i.naturalWidth, i.naturalHeight]), [20, 14]);
-  assert.match(await img.getAttribute("src"), /^blob:/, "no token in the image's URL");
-  const link = m.locator(".attachments a.file", { hasText: "notes.txt" });
-  await link.waitFor();
-  const [download] = await Promise.all([bob.waitForEvent("download"), link.click()]);
-  assert.equal(download.suggestedFilename(), "notes.txt");
-  assert.equal(readFileSync(await download.path(), "utf8"), notes);
-
-  // An image alone, with no text.
-  await alice.locator("#attach-input").setInputFiles([{ name: "only.png", mimeType: "image/png", buffer: png(8, 8) }]);
-  await alice.getByRole("button", { name: "Send" }).click();
-  const lone = bob.locator('#messages li[data-seq] .attachments img[alt="only.png"]');
-  await lone.waitFor();
-  await bob.waitForFunction((i) => i.complete && i.naturalWidth === 8, await lone.elementHandle());
-  assert.deepEqual(pages.problems, []);
-});
-
 // badge returns the unread count shown for the conversation named title.
 const badge = (page, title) => page.locator("#conversations li", { hasText: title }).locator(".badge");
 
@@ -214,11 +179,46 @@ run("bob, in the list, sees the unread count rise with alice's messages, and dro
   assert.deepEqual(pages.problems, []);
 });
 
+const picture = png(20, 14);
+const notes = "Changelog\n- reactions\n- replies\n- files\n";
+
+run("alice attaches an image and a text file, bob sees the image inline and downloads the text", async () => {
+  assert.ok(picture.length > 100 && picture.length < 1000, `the PNG has ${picture.length} bytes`);
+  await alice.locator("#conversations button", { hasText: "Release notes" }).click();
+  await bob.locator("#conversations button", { hasText: "Release notes" }).click();
+  await message(bob, "On it, checking now").waitFor();
+  await alice.locator("#attach-input").setInputFiles([
+    { name: "screenshot.png", mimeType: "image/png", buffer: picture },
+    { name: "notes.txt", mimeType: "text/plain", buffer: Buffer.from(notes) },
+  ]);
+  await alice.locator("#chosen li", { hasText: "notes.txt" }).waitFor();
+  await alice.locator("#composer-input").fill("Here are the files");
+  await alice.locator("#composer-input").press("Enter");
+  await alice.locator("#chosen").waitFor({ state: "hidden" });
+
+  const m = message(bob, "Here are the files");
+  const img = m.locator('.attachments img[alt="screenshot.png"]');
+  await img.waitFor();
+  await bob.waitForFunction((i) => i.complete && i.naturalWidth > 0, await img.elementHandle());
+  assert.deepEqual(await img.evaluate((i) => [i.naturalWidth, i.naturalHeight]), [20, 14]);
+  assert.match(await img.getAttribute("src"), /^blob:/, "no token in the image's URL");
+  const link = m.locator(".attachments a.file", { hasText: "notes.txt" });
+  await link.waitFor();
+  const [download] = await Promise.all([bob.waitForEvent("download"), link.click()]);
+  assert.equal(download.suggestedFilename(), "notes.txt");
+  assert.equal(readFileSync(await download.path(), "utf8"), notes);
+
+  // An image alone, with no text.
+  await alice.locator("#attach-input").setInputFiles([{ name: "only.png", mimeType: "image/png", buffer: png(8, 8) }]);
+  await alice.getByRole("button", { name: "Send" }).click();
+  const lone = bob.locator('#messages li[data-seq] .attachments img[alt="only.png"]');
+  await lone.waitFor();
+  await bob.waitForFunction((i) => i.complete && i.naturalWidth === 8, await lone.elementHandle());
+  assert.deepEqual(pages.problems, []);
+});
+
 run("the README's picture: reactions, a reply, an image and an unread count", async () => {
   // alice, in Release notes, gets a message in Standup: its count shows.
-  await alice.locator("#conversations button", { hasText: "Release notes" }).click();
-  await message(alice, "Here are the files").waitFor();
-  await bob.locator("#conversations button", { hasText: "Release notes" }).click();
   await react(bob, "Here are the files", "💙");
   await chip(alice, "Here are the files", "💙").waitFor();
   await bob.getByRole("button", { name: "Back to conversations" }).click();

@@ -148,7 +148,12 @@ async function history() {
     let n = 0;
     const req = (type, data) => new Promise((resolve) => { const id = "x" + ++n; replies.set(id, resolve); ws.send(JSON.stringify({ id, type, data })); });
     const { data: { conversationId } } = await req("conversation:create", { participants: [], title: "Long history" });
-    for (let i = 1; i <= 60; i++) await req("message:send", { conversationId, content: `note ${i}`, clientMsgId: `n-${i}` });
+    let first;
+    for (let i = 1; i <= 60; i++) {
+      const ack = await req("message:send", { conversationId, content: `note ${i}`, clientMsgId: `n-${i}` });
+      first = first || ack.data.messageId;
+    }
+    await req("message:send", { conversationId, content: "about the first note", clientMsgId: "n-reply", replyTo: first });
     ws.close();
     return conversationId;
   }, { url: server.url.replace("http", "ws") + "/ws", token: mint("demo", "carol") });
@@ -156,12 +161,16 @@ async function history() {
   await carol.reload();
   await carol.locator("#status", { hasText: "Connected" }).waitFor();
   await carol.locator("#conversations button", { hasText: "Long history" }).click();
-  await carol.locator("#messages .body", { hasText: "note 60" }).waitFor();
+  await carol.locator("#messages .body", { hasText: "about the first note" }).waitFor();
   assert.equal((await messages(carol)).length, 50);
+  // A reply to a message not loaded says so; once it is, it quotes it.
+  const quote = carol.locator("#messages li", { hasText: "about the first note" }).locator(".quote");
+  assert.equal((await quote.textContent()).trim(), "In reply to ↪ a message");
   await carol.getByRole("button", { name: "Load older messages" }).waitFor();
   await carol.locator("#scroller").evaluate((e) => { e.scrollTop = 0; }); // scrolling back loads the older page
   await carol.locator("#messages .body", { hasText: /^note 1$/ }).waitFor();
   const all = await messages(carol);
-  assert.deepEqual(all.map((m) => m.text), Array.from({ length: 60 }, (_, i) => `note ${i + 1}`));
+  assert.deepEqual(all.map((m) => m.text), [...Array.from({ length: 60 }, (_, i) => `note ${i + 1}`), "about the first note"]);
+  await carol.locator("#messages button.quote", { hasText: "you: note 1" }).waitFor();
   assert.deepEqual(pages.problems, []);
 }

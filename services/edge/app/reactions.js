@@ -40,31 +40,46 @@ export function reacted(c, d) {
   apply(c, d);
 }
 
-// fetchReactions asks for the current reactions of messageIds, in chunks,
-// and replaces what is held for them; events that came meanwhile are
-// applied again on top (harmless if the snapshot has them).
+// fetchReactions asks for the current reactions of messageIds, in chunks
+// of at most 100, and replaces what is held for them.
 export async function fetchReactions(c, messageIds) {
-  for (let i = 0; i < messageIds.length; i += CHUNK) {
-    const ids = messageIds.slice(i, i + CHUNK);
-    c.reactionFetches++;
-    try {
-      const ack = await state.conn.request("message:reactions", { conversationId: c.id, messageIds: ids });
-      for (const id of ids) c.reactions.delete(id);
-      for (const r of ack.reactions || []) {
-        const users = new Set(r.userIds || []);
-        if (r.me) users.add(state.me.userId);
-        entry(c, r.messageId, r.emoji).count = r.count;
-        entry(c, r.messageId, r.emoji).users = users;
-      }
-      const mine = new Set(ids);
-      for (const d of c.reactionLog) if (mine.has(d.messageId)) apply(c, d);
-    } catch (e) {
-      showError(e);
-    } finally {
-      if (--c.reactionFetches === 0) c.reactionLog = [];
-    }
-  }
+  for (let i = 0; i < messageIds.length; i += CHUNK) await fetchChunk(c, messageIds.slice(i, i + CHUNK));
   if (c.id === state.active) hooks.renderConversation();
+}
+
+// fetchChunk asks for one chunk; a reply cut short (truncated: it ends
+// before the first message whose reactions did not fit) is asked again
+// for the rest. Events that came meanwhile are applied again on top of the
+// snapshot (harmless if it has them).
+async function fetchChunk(c, ids) {
+  c.reactionFetches++;
+  try {
+    while (ids.length) {
+      const ack = await state.conn.request("message:reactions", { conversationId: c.id, messageIds: ids });
+      const got = ack.reactions || [];
+      const done = !ack.truncated ? ids.length : Math.max(1, ids.lastIndexOf(got.length ? got[got.length - 1].messageId : ids[0]) + 1);
+      snapshot(c, ids.slice(0, done), got);
+      ids = ids.slice(done);
+    }
+  } catch (e) {
+    showError(e);
+  } finally {
+    if (--c.reactionFetches === 0) c.reactionLog = [];
+  }
+}
+
+// snapshot replaces the reactions held for ids with those of a reply.
+function snapshot(c, ids, reactions) {
+  for (const id of ids) c.reactions.delete(id);
+  for (const r of reactions) {
+    const users = new Set(r.userIds || []);
+    if (r.me) users.add(state.me.userId);
+    const e = entry(c, r.messageId, r.emoji);
+    e.count = r.count;
+    e.users = users;
+  }
+  const mine = new Set(ids);
+  for (const d of c.reactionLog) if (mine.has(d.messageId)) apply(c, d);
 }
 
 // mine says whether the user reacted to messageId with emoji.
