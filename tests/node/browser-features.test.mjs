@@ -11,7 +11,8 @@ import { readFileSync } from "node:fs";
 import { Server } from "./lib/server.mjs";
 import { launch, Pages, artifacts } from "./lib/browser.mjs";
 
-const server = new Server();
+const maxFileBytes = 64 * 1024; // uploads past it get 413
+const server = new Server({ extra: ["-max-file-bytes", String(maxFileBytes)] });
 let browser, pages, alice, bob;
 
 before(async () => {
@@ -214,6 +215,21 @@ run("alice attaches an image and a text file, bob sees the image inline and down
   const lone = bob.locator('#messages li[data-seq] .attachments img[alt="only.png"]');
   await lone.waitFor();
   await bob.waitForFunction((i) => i.complete && i.naturalWidth === 8, await lone.elementHandle());
+
+  // Too large a file: the server's 413 is said, the text and the file stay
+  // in the composer, and nothing is sent.
+  pages.allowed.push(/status of 413/); // chromium logs the refused request
+  await alice.locator("#attach-input").setInputFiles([{ name: "huge.bin", mimeType: "application/octet-stream", buffer: Buffer.alloc(maxFileBytes + 1) }]);
+  await alice.locator("#composer-input").fill("This one is too big");
+  await alice.locator("#composer-input").press("Enter");
+  await alice.locator("#alert", { hasText: "huge.bin is too large" }).waitFor();
+  await alice.locator("#chosen li", { hasText: "huge.bin" }).waitFor();
+  assert.equal(await alice.locator("#composer-input").inputValue(), "This one is too big");
+  await alice.getByRole("button", { name: "Remove huge.bin" }).click();
+  await alice.locator("#composer-input").fill("");
+  await alice.getByRole("button", { name: "Dismiss" }).click();
+  pages.allowed.pop();
+  assert.equal(await message(bob, "This one is too big").count(), 0);
   assert.deepEqual(pages.problems, []);
 });
 

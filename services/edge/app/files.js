@@ -73,7 +73,7 @@ function uploadError(file, xhr) {
   let msg = "";
   try { msg = JSON.parse(xhr.responseText).message || ""; } catch { /* not JSON */ }
   switch (xhr.status) {
-    case 413: return new UploadError(`${file.name} is too large (${fmtSize(file.size)}): the server refused it`);
+    case 413: return new UploadError(`${file.name} is too large (${fmtSize(file.size)})${msg ? `: ${msg}` : ""}`);
     case 429: {
       const s = Number(xhr.getResponseHeader("Retry-After")) || 0;
       return new UploadError(`Too many uploads: try ${file.name} again${s ? ` in ${s} s` : " later"}`);
