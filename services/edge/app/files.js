@@ -50,10 +50,26 @@ function renderChosen() {
 
 // setupComposer wires the attach button (a real button, so that it takes
 // the keyboard focus) to the hidden file input.
+// Files dropped on the conversation or pasted into the message box are
+// chosen too.
 export function setupComposer() {
   const input = $("attach-input");
   $("attach-button").addEventListener("click", () => input.click());
   input.addEventListener("change", () => { choose(input.files); input.value = ""; });
+  const pane = $("conversation");
+  const hasFiles = (e) => e.dataTransfer && [...e.dataTransfer.types].includes("Files");
+  pane.addEventListener("dragover", (e) => { if (hasFiles(e)) { e.preventDefault(); pane.classList.add("dropping"); } });
+  pane.addEventListener("dragleave", (e) => { if (e.target === pane) pane.classList.remove("dropping"); });
+  pane.addEventListener("drop", (e) => {
+    pane.classList.remove("dropping");
+    if (!hasFiles(e)) return;
+    e.preventDefault();
+    choose(e.dataTransfer.files);
+  });
+  $("composer-input").addEventListener("paste", (e) => {
+    const files = e.clipboardData ? [...e.clipboardData.files] : [];
+    if (files.length && !e.clipboardData.types.includes("text/plain")) { e.preventDefault(); choose(files); }
+  });
   renderChosen();
 }
 
