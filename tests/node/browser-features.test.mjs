@@ -12,7 +12,8 @@ import { Server } from "./lib/server.mjs";
 import { launch, Pages, artifacts } from "./lib/browser.mjs";
 
 const maxFileBytes = 64 * 1024; // uploads past it get 413
-const server = new Server({ extra: ["-max-file-bytes", String(maxFileBytes)] });
+process.env.SWITCHBOARD_MAX_FILE_BYTES = String(maxFileBytes); // the flag -max-file-bytes, inherited by the server
+const server = new Server();
 let browser, pages, alice, bob;
 
 before(async () => {
@@ -171,7 +172,8 @@ run("bob, in the list, sees the unread count rise with alice's messages, and dro
   await message(bob, "Ping").waitFor();
   await bob.getByRole("button", { name: "Back to conversations" }).click();
   await badge(bob, "Standup").waitFor({ state: "detached" });
-  // The server has the read marker: a fresh page lists it read.
+  // The server has the read marker (alice sees it): a fresh page lists it read.
+  await message(alice, "Ping").locator(".receipt", { hasText: "Read by bob" }).waitFor();
   await bob.reload();
   await bob.locator("#status", { hasText: "Connected" }).waitFor();
   await bob.locator("#conversations li", { hasText: "Standup" }).waitFor();
