@@ -140,3 +140,8 @@ export function renderPicker(c, m) {
   d.addEventListener("keydown", (e) => { if (e.key === "Escape") { d.open = false; d.querySelector("summary").focus(); } });
   return d;
 }
+
+// A click elsewhere closes an open picker, as a menu would.
+document.addEventListener("click", (e) => {
+  for (const d of document.querySelectorAll("details.react-picker[open]")) if (!d.contains(e.target)) d.open = false;
+});
