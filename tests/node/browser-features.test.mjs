@@ -142,9 +142,13 @@ run("bob replies to alice's message and alice sees the quote, which leads to it"
   const quote = reply.locator(".quote");
   await quote.waitFor();
   assert.equal((await quote.textContent()).trim(), "↪ you: Can someone check the changelog?");
+  // (Once bob's receipt is in: it renders alice's message again.)
+  await message(alice, "Can someone check the changelog?").locator(".receipt", { hasText: "Read by bob" }).waitFor();
   await quote.click();
-  const original = message(alice, "Can someone check the changelog?");
-  await alice.waitForFunction((el) => el.classList.contains("flash") && document.activeElement === el, await original.elementHandle());
+  await alice.waitForFunction(() => {
+    const a = document.activeElement;
+    return a && a.matches("#messages li.flash") && a.querySelector(".body").textContent === "Can someone check the changelog?";
+  });
   assert.equal((await message(bob, "On it, checking now").locator(".quote").textContent()).trim(), "↪ alice: Can someone check the changelog?");
   assert.deepEqual(pages.problems, []);
 });
