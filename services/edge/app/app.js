@@ -185,6 +185,7 @@ function signOut() {
 function init() {
   Object.assign(hooks, { renderList, renderConversation });
   setupComposer();
+  if (matchMedia("(max-width: 700px)").matches) $("composer-input").placeholder = "Write a message"; // the hint would take three lines
   $("reply-cancel").addEventListener("click", () => { cancelReply(); $("composer-input").focus(); });
   $("login-form").addEventListener("submit", (e) => {
     e.preventDefault();
