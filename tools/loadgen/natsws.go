@@ -178,25 +178,17 @@ func (r *natsWSRun) publishLoop(nc *nats.Conn, i int, subject string, cfg *confi
 	room := i % cfg.rooms
 	user := cfg.user(i)
 	buf := make([]byte, 0, 512+cfg.size)
-	for k := 0; ; k++ {
-		due := start.Add(time.Duration(offset + float64(k)*interval))
-		if !due.Before(end) {
-			return
-		}
-		if d := time.Until(due); d > 0 {
-			time.Sleep(d)
-		}
-		now := time.Now()
-		st.lag.Record(int64(now.Sub(due)))
+	pace(st, start, end, offset, interval, func(k int, now time.Time) bool {
 		seq := r.sent[room].Add(1)
 		buf = messageNewJSON(buf[:0], "01JD0000000000000000000000", uint64(seq), user, now.UnixNano(), cfg.size, cfg.userPrefix, i, k)
 		if err := nc.Publish(subject, buf); err != nil {
 			r.sent[room].Add(-1)
 			st.writeErrs.Add(1)
-			return
+			return false
 		}
 		st.sent.Add(1)
-	}
+		return true
+	})
 }
 
 // messageNewJSON appends a message:new event's JSON as the edge renders it.

@@ -57,16 +57,7 @@ func (c *wsConn) reactLoop(conv string, seeds []string, cfg *config, start, end 
 	st := c.r.st
 	buf := make([]byte, 0, 256)
 	pairs := len(reactEmoji) * len(seeds)
-	for k := 0; ; k++ {
-		due := start.Add(time.Duration(offset + float64(k)*interval))
-		if !due.Before(end) {
-			return
-		}
-		if d := time.Until(due); d > 0 {
-			time.Sleep(d)
-		}
-		now := time.Now()
-		st.lag.Record(int64(now.Sub(due)))
+	pace(st, start, end, offset, interval, func(k int, now time.Time) bool {
 		emoji, msg, on := reactEmoji[k%len(reactEmoji)], seeds[(k/len(reactEmoji))%len(seeds)], (k/pairs)%2 == 0
 		ts := now.UnixNano()
 		c.r.reacted.Store(reactKey(c.user, msg, emoji, on), ts)
@@ -83,10 +74,11 @@ func (c *wsConn) reactLoop(conv string, seeds []string, cfg *config, start, end 
 		buf = append(buf, `}}`...)
 		if err := c.writeFrame(ws.OpText, buf); err != nil {
 			st.writeErrs.Add(1)
-			return
+			return false
 		}
 		st.sent.Add(1)
-	}
+		return true
+	})
 }
 
 // reactedEvent counts a message:reacted delivery and its latency from the

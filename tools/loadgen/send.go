@@ -313,16 +313,7 @@ func runSend(cfg *config, d *dialer) (*sendResult, error) {
 func (c *wsConn) sendLoop(conv string, cfg *config, start, end time.Time, offset, interval float64) {
 	st := c.r.st
 	buf := make([]byte, 0, 256+cfg.size)
-	for k := 0; ; k++ {
-		due := start.Add(time.Duration(offset + float64(k)*interval))
-		if !due.Before(end) {
-			return
-		}
-		if d := time.Until(due); d > 0 {
-			time.Sleep(d)
-		}
-		now := time.Now()
-		st.lag.Record(int64(now.Sub(due)))
+	pace(st, start, end, offset, interval, func(k int, now time.Time) bool {
 		ts := now.UnixNano()
 		buf = append(buf[:0], `{"id":"s`...)
 		buf = strconv.AppendInt(buf, ts, 10)
@@ -343,10 +334,11 @@ func (c *wsConn) sendLoop(conv string, cfg *config, start, end time.Time, offset
 		buf = append(buf, `"}}`...)
 		if err := c.writeFrame(ws.OpText, buf); err != nil {
 			st.writeErrs.Add(1)
-			return
+			return false
 		}
 		st.sent.Add(1)
-	}
+		return true
+	})
 }
 
 // sendLimit is the limit of command the session event advertises.
@@ -516,4 +508,24 @@ func drain(limit time.Duration, state func() (progress int64, done bool)) float6
 		time.Sleep(20 * time.Millisecond)
 	}
 	return time.Since(start).Seconds()
+}
+
+// pace calls step for k = 0, 1, … at start + offset + k·interval until
+// end, recording how late each call came (st.lag); a step that returns
+// false ends it. One schedule for every mode that sends at a rate.
+func pace(st *stats, start, end time.Time, offset, interval float64, step func(k int, now time.Time) bool) {
+	for k := 0; ; k++ {
+		due := start.Add(time.Duration(offset + float64(k)*interval))
+		if !due.Before(end) {
+			return
+		}
+		if d := time.Until(due); d > 0 {
+			time.Sleep(d)
+		}
+		now := time.Now()
+		st.lag.Record(int64(now.Sub(due)))
+		if !step(k, now) {
+			return
+		}
+	}
 }
