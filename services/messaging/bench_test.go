@@ -86,11 +86,18 @@ func BenchmarkHistoryNewest200(b *testing.B) {
 // returns a connection to send it commands.
 func benchService(b *testing.B) *nats.Conn {
 	b.Helper()
+	nc, _ := benchServiceOf(b)
+	return nc
+}
+
+// benchServiceOf is benchService with the service itself.
+func benchServiceOf(b *testing.B) (*nats.Conn, *Service) {
+	b.Helper()
 	nc := natstest.Conn(b, natstest.Server(b))
 	s, err := New(context.Background(), nc, Config{})
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { _ = s.Stop(context.Background()) })
-	return nc
+	return nc, s
 }

@@ -19,7 +19,8 @@ import (
 // page's conversations (at most 200) are read, each with a bounded number
 // of reads:
 //
-//   - unread: nothing is read when read >= lastSeq. Else one batched direct
+//   - unread: nothing is read when read >= lastSeq, nor when this instance
+//     counted for the same read and lastSeq before (inbox_cache.go). Else one batched direct
 //     get from read+1, at most unreadScanEvents events and scanBytes bytes,
 //     counts the message_new events of others not deleted within it (a
 //     message_deleted after read names them). When the scan ends before the
@@ -52,6 +53,7 @@ const (
 // events (by conversation id, raw as stored) are in lasts.
 func (s *Service) inbox(ctx context.Context, org, user string, page []*chatv1.ConversationSummary, lasts map[string]storedEvent) error {
 	tails := make([]*chatv1.Event, len(page))
+	scan := make([]bool, len(page))
 	scans := 0
 	for i, c := range page {
 		if m, ok := lasts[c.ConversationId]; ok {
@@ -61,14 +63,22 @@ func (s *Service) inbox(ctx context.Context, org, user string, page []*chatv1.Co
 			}
 			tails[i] = ev
 		}
-		if c.Read < c.LastSeq {
+		if c.Read < c.LastSeq && tails[i] != nil {
+			if n, ok := s.unreads.get(unreadKeyOf(org, user, c, tails[i])); ok {
+				c.Unread = n
+				continue
+			}
+			scan[i] = true
 			scans++
 		}
 	}
 	scanBytes := min(scanMaxBytes, max(scanMinBytes, scanPageBytes/max(scans, 1)))
-	err := parallel(len(page), func(i int) bool { return page[i].Read < page[i].LastSeq && tails[i] != nil }, func(i int) error {
+	err := parallel(len(page), func(i int) bool { return scan[i] }, func(i int) error {
 		c := page[i]
 		n, err := s.unread(ctx, org, user, c, tails[i], scanBytes)
+		if err == nil {
+			s.unreads.put(unreadKeyOf(org, user, c, tails[i]), n)
+		}
 		c.Unread = n
 		return err
 	})
@@ -76,6 +86,12 @@ func (s *Service) inbox(ctx context.Context, org, user string, page []*chatv1.Co
 		return err
 	}
 	return s.lastMessages(ctx, org, page, tails)
+}
+
+// unreadKeyOf is the unreadCache key of c's count for user, whose
+// conversation's last event is last.
+func unreadKeyOf(org, user string, c *chatv1.ConversationSummary, last *chatv1.Event) unreadKey {
+	return unreadKey{org: org, conv: c.ConversationId, user: user, read: c.Read, last: last.Seq}
 }
 
 // storedEvent is an event as read from the stream.

@@ -200,6 +200,7 @@ type Service struct {
 	last       sync.Map // <org>.<conv> -> tail, the last event this instance appended (tally.go)
 
 	convCache  *convCache             // records for the send path's check
+	unreads    *unreadCache           // unread counts computed (inbox_cache.go)
 	convChecks *prometheus.CounterVec // source: cached or read
 }
 
@@ -223,6 +224,7 @@ func New(ctx context.Context, nc *nats.Conn, cfg Config) (*Service, error) {
 	}
 	s := &Service{cfg: cfg, nc: nc, js: js, log: cfg.Logger.With("service", names.Messaging), seed: maphash.MakeSeed(),
 		convCache: newConvCache(convCacheSize),
+		unreads:   newUnreadCache(unreadCacheSize),
 		convChecks: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "switchboard_messaging_send_checks_total",
 			Help: "Membership checks of sends, by source: cached (a record known to hold at the expected last seq) or read.",
