@@ -47,9 +47,10 @@ const activityEvery = time.Second
 // taken with nothing held but, on a connection's open and end, rmu; under
 // it only NATS subscribe and unsubscribe are called (doc.go, Locks).
 type activity struct {
-	mu    sync.Mutex
-	convs map[string]*followedConv // by activity subject; guarded by mu
-	users map[string]*follower     // by org.user; guarded by mu
+	mu     sync.Mutex
+	convs  map[string]*followedConv // by activity subject; guarded by mu
+	users  map[string]*follower     // by org.user; guarded by mu
+	resync resyncState              // guarded by mu (activity_resync.go)
 }
 
 // followedConv is one conversation's subscription, the users here who
@@ -70,11 +71,28 @@ type follower struct {
 	org, user string
 	convs     map[string]struct{} // followed conversation ids
 	conns     map[*conn]struct{}
-	// loading is true while the user's conversations are asked for; the
-	// removals seen meanwhile are kept so the answer does not bring them
-	// back.
+	// loading is true while the user's conversations are asked for (at
+	// the first socket, or again by a resync: activity_resync.go); the
+	// membership events seen meanwhile are kept so the answer, which may
+	// predate them, neither brings a removed conversation back nor lets an
+	// added one go. gen numbers the loads: only the newest one's answer is
+	// taken.
 	loading bool
 	removed map[string]struct{}
+	added   map[string]struct{}
+	gen     uint64
+}
+
+// beginLoadLocked starts a load of f's conversations and returns its
+// generation; the events seen since a load still in flight began are
+// kept. Called with mu held.
+func (f *follower) beginLoadLocked() uint64 {
+	f.gen++
+	if !f.loading {
+		f.loading = true
+		f.removed, f.added = map[string]struct{}{}, map[string]struct{}{}
+	}
+	return f.gen
 }
 
 // followUser starts following c's user's conversations if c is the user's
@@ -86,14 +104,21 @@ func (h *hub) followUser(c *conn) {
 	f := a.users[key]
 	first := f == nil
 	if first {
-		f = &follower{org: c.org, user: c.user, convs: map[string]struct{}{}, conns: map[*conn]struct{}{}, loading: true, removed: map[string]struct{}{}}
+		f = &follower{org: c.org, user: c.user, convs: map[string]struct{}{}, conns: map[*conn]struct{}{}}
 		a.users[key] = f
 	}
 	f.conns[c] = struct{}{}
+	var gen uint64
+	if first {
+		gen = f.beginLoadLocked()
+	}
 	a.mu.Unlock()
 	if first {
 		h.fwg.Add(1)
-		go h.loadFollowed(c, f)
+		go func() {
+			defer h.fwg.Done()
+			h.loadFollowed(c, f, gen)
+		}()
 	}
 }
 
@@ -118,9 +143,12 @@ func (h *hub) unfollowUser(c *conn) {
 }
 
 // loadFollowed asks messaging for the user's most recent conversations, as
-// who, and follows them.
-func (h *hub) loadFollowed(who *conn, f *follower) {
-	defer h.fwg.Done()
+// who, and makes them f's followed set: what is no longer listed is let go
+// (but for what was added during the load), what is new is followed (but
+// for what was removed during it). An answer of an older load than f's
+// newest is dropped. It reports false when messaging did not answer (the
+// set is then left as it is).
+func (h *hub) loadFollowed(who *conn, f *follower, gen uint64) bool {
 	ctx, cancel := context.WithTimeout(h.fctx, h.s.cfg.RequestTimeout)
 	defer cancel()
 	var resp chatv1.ListConversationsResponse
@@ -128,20 +156,48 @@ func (h *hub) loadFollowed(who *conn, f *follower) {
 		Principal: who.principal(), Limit: followPerUser, IdsOnly: true,
 	}, &resp)
 	if err != nil {
-		h.s.warnEvery("activity-load", 10*time.Second, "a user's conversations could not be listed; no activity for them until they reconnect", "org", who.org, "err", err)
+		h.s.warnEvery("activity-load", 10*time.Second, "a user's conversations could not be listed; their activity is not brought up to date", "org", who.org, "err", err)
 	}
+	return h.applyLoad(f, gen, resp.Conversations, err)
+}
+
+// applyLoad takes the answer (listed, or err) of f's load gen.
+func (h *hub) applyLoad(f *follower, gen uint64, listed []*chatv1.ConversationSummary, err error) bool {
 	a := &h.act
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if a.users[f.org+"."+f.user] != f {
-		return // the user left meanwhile
+	if a.users[f.org+"."+f.user] != f || f.gen != gen {
+		return true // the user left meanwhile, or a newer load answers
 	}
-	for _, s := range resp.Conversations {
+	if err == nil {
+		h.replaceFollowedLocked(f, listed)
+	}
+	f.loading, f.removed, f.added = false, nil, nil
+	return err == nil
+}
+
+// replaceFollowedLocked makes listed (less f.removed, plus f.added) f's
+// followed set. Called with mu held.
+func (h *hub) replaceFollowedLocked(f *follower, listed []*chatv1.ConversationSummary) {
+	keep := make(map[string]struct{}, len(listed)+len(f.added))
+	for _, s := range listed {
 		if _, gone := f.removed[s.ConversationId]; !gone {
+			keep[s.ConversationId] = struct{}{}
+		}
+	}
+	for conv := range f.added {
+		keep[conv] = struct{}{}
+	}
+	for conv := range f.convs {
+		if _, ok := keep[conv]; !ok {
+			h.unfollowLocked(f, conv)
+		}
+	}
+	for _, s := range listed {
+		if _, ok := keep[s.ConversationId]; ok {
 			h.followLocked(f, s.ConversationId)
 		}
 	}
-	f.loading, f.removed = false, nil
 }
 
 // membershipActivity follows or lets go of a conversation for the user
@@ -163,11 +219,13 @@ func (h *hub) membershipActivity(org, user string, ev *chatv1.Event) {
 	case in:
 		if f.loading {
 			delete(f.removed, ev.ConversationId)
+			f.added[ev.ConversationId] = struct{}{}
 		}
 		h.followLocked(f, ev.ConversationId)
 	default:
 		if f.loading {
 			f.removed[ev.ConversationId] = struct{}{}
+			delete(f.added, ev.ConversationId)
 		}
 		h.unfollowLocked(f, ev.ConversationId)
 	}

@@ -27,6 +27,7 @@ type metrics struct {
 
 	activitySubs    prometheus.Gauge       // conversations followed for activity
 	activityRefused prometheus.Counter     // follows refused at MaxActivitySubscriptions
+	activityResyncs *prometheus.CounterVec // reason: reconnect, slow_consumer
 	files           *prometheus.CounterVec // op (upload, download), status
 	fileBytes       *prometheus.CounterVec // op
 }
@@ -98,13 +99,17 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m.activityRefused = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "switchboard_edge_activity_refused_total", Help: "Conversations not followed for activity because the edge held MaxActivitySubscriptions.",
 	})
+	m.activityResyncs = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "switchboard_edge_activity_resyncs_total",
+		Help: "Resyncs of the conversations followed for activity, done (every follower's set asked of messaging again), by reason (reconnect, slow_consumer).",
+	}, []string{"reason"})
 	m.files = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "switchboard_edge_file_requests_total", Help: "Answers of /files, by op (upload, download) and HTTP status.",
 	}, []string{"op", "status"})
 	m.fileBytes = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "switchboard_edge_file_bytes_total", Help: "Bytes of files stored (op=upload) and served (op=download).",
 	}, []string{"op"})
-	for _, c := range []prometheus.Collector{m.activitySubs, m.activityRefused, m.files, m.fileBytes, m.connections, m.commands, m.fanout, m.closes, m.overflows, m.writes, m.blocked, m.authFailures, m.requests, m.retries, m.gaps, m.presenceUpdates, m.presenceUnavailable, m.presenceSubs, m.rateChecks, m.rateFallbacks, m.refused} {
+	for _, c := range []prometheus.Collector{m.activitySubs, m.activityRefused, m.activityResyncs, m.files, m.fileBytes, m.connections, m.commands, m.fanout, m.closes, m.overflows, m.writes, m.blocked, m.authFailures, m.requests, m.retries, m.gaps, m.presenceUpdates, m.presenceUnavailable, m.presenceSubs, m.rateChecks, m.rateFallbacks, m.refused} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

@@ -275,6 +275,7 @@ func New(nc *nats.Conn, cfg Config) (*Server, error) {
 	s.limits = s.limitsJSON()
 	s.writers = newWriters(cfg.Writers)
 	s.hub = newHub(s)
+	s.followResyncTriggers()
 	if !cfg.NoPoller {
 		if p, err := newPoller(); err == nil {
 			s.poller = p
