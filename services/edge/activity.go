@@ -19,7 +19,8 @@ import (
 // connected here: a user's most recent ones (up to followPerUser, asked of
 // messaging when the user's first socket opens), kept current from the
 // membership events on the user's subject (added: followed, removed: let
-// go). One subscription per conversation serves every user here who is in
+// go; a lost removal is repaired by a resync, activity_resync.go). One
+// subscription per conversation serves every user here who is in
 // it, and an activity is rendered once and handed to those users' sockets
 // that did not join the conversation (a joined socket gets message:new).
 //

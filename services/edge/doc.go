@@ -51,9 +51,10 @@
 //     repeats and coalesce receipts. Activity (activity.go): one
 //     subscription per conversation that a user connected here is in (the
 //     user's 1,000 most recent, asked of messaging at the first socket,
-//     then kept by membership events), shared by the edge's users;
-//     coalesced to one per conversation per second, queued on the sockets
-//     that did not join it.
+//     then kept by membership events, and asked again for every user
+//     after a NATS reconnect or a slow consumer: activity_resync.go),
+//     shared by the edge's users; coalesced to one per conversation per
+//     second, queued on the sockets that did not join it.
 //  6. Timers (server.go, sweep): one janitor for all connections: pings,
 //     the idle timeout, token expiry (auth:expiring, 4001) and presence
 //     heartbeats in batches.
@@ -130,8 +131,10 @@
 //
 // activity.mu (activity.go) is taken with nothing held but rmu (a
 // connection's open and end), and under it only NATS subscribe and
-// unsubscribe run; it is let go before a socket's frame is queued or a
-// room is asked whether a socket joined.
+// unsubscribe run; it is let go before a socket's frame is queued, a room
+// is asked whether a socket joined, or a user's conversations are asked of
+// messaging (the first load and a resync's, activity_resync.go, whose
+// triggers run on nats.go's callback goroutine with nothing held).
 //
 // Where each pair is taken:
 //
@@ -178,6 +181,9 @@
 //     every event of the rooms in its shard, one at a time in NATS order,
 //     and the user and presence events of its shard; the fetches of
 //     notified events run on goroutines of their own (hub.fetchEvent).
+//   - The loads of a user's followed conversations run on a goroutine
+//     each (hub.loadFollowed); a resync on one goroutine (hub.resyncLoop)
+//     with resyncWorkers more for its requests, all counted in hub.fwg.
 //   - Timers (time.AfterFunc) run room.fillGap and room.checkUnsure (at
 //     most one of each armed per room: room.gapTimer, room.verify), each
 //     receipt throttle's flush (receiptThrottle.timer) and each presence
