@@ -110,27 +110,47 @@ func directGet(ctx context.Context, nc *nats.Conn, stream string, req directReq)
 			// or a stream electing, which IsUnavailable recognizes.
 			return Batch{}, fmt.Errorf("%w: %w", ErrDirect, ctx.Err())
 		}
-		if status := m.Header.Get("Status"); status != "" {
-			switch status {
-			case "204": // end of batch
-				b.Pending, _ = strconv.ParseUint(m.Header.Get("Nats-Num-Pending"), 10, 64)
-				return b, nil
-			case "404": // nothing matched
-				return b, nil
-			case "503": // no responders: no replica serves direct gets now
-				return Batch{}, fmt.Errorf("%w: %w", ErrDirect, nats.ErrNoResponders)
-			case "408":
-				return Batch{}, fmt.Errorf("%w: %w", ErrDirect, nats.ErrTimeout)
-			default:
-				return Batch{}, fmt.Errorf("%w: %s %s", ErrDirect, status, m.Header.Get("Description"))
-			}
+		status, err := directStatus(m)
+		switch {
+		case err != nil:
+			return Batch{}, err
+		case status == "204": // end of batch
+			b.Pending, _ = strconv.ParseUint(m.Header.Get("Nats-Num-Pending"), 10, 64)
+			return b, nil
+		case status == "404": // nothing matched
+			return b, nil
 		}
-		seq, err := strconv.ParseUint(m.Header.Get("Nats-Sequence"), 10, 64)
+		sm, err := storedOf(m)
 		if err != nil {
-			return Batch{}, fmt.Errorf("%w: bad sequence header", ErrDirect)
+			return Batch{}, err
 		}
-		b.Msgs = append(b.Msgs, StoredMsg{Subject: m.Header.Get("Nats-Subject"), Seq: seq, Header: m.Header, Data: m.Data})
+		b.Msgs = append(b.Msgs, sm)
 	}
+}
+
+// directStatus is a direct get answer's status: "" for a message, "204"
+// (end of a batch) or "404" (nothing matched); any other is an error, no
+// responders or a timeout where the server said so.
+func directStatus(m *nats.Msg) (string, error) {
+	switch status := m.Header.Get("Status"); status {
+	case "", "204", "404":
+		return status, nil
+	case "503": // no responders: no replica serves direct gets now
+		return "", fmt.Errorf("%w: %w", ErrDirect, nats.ErrNoResponders)
+	case "408":
+		return "", fmt.Errorf("%w: %w", ErrDirect, nats.ErrTimeout)
+	default:
+		return "", fmt.Errorf("%w: %s %s", ErrDirect, status, m.Header.Get("Description"))
+	}
+}
+
+// storedOf is the stored message a direct get answered with.
+func storedOf(m *nats.Msg) (StoredMsg, error) {
+	seq, err := strconv.ParseUint(m.Header.Get("Nats-Sequence"), 10, 64)
+	if err != nil {
+		return StoredMsg{}, fmt.Errorf("%w: bad sequence header", ErrDirect)
+	}
+	return StoredMsg{Subject: m.Header.Get("Nats-Subject"), Seq: seq, Header: m.Header, Data: m.Data}, nil
 }
 
 // IsKVMarker reports whether a message read from a KV bucket's stream is a
@@ -161,20 +181,14 @@ func DirectNext(ctx context.Context, nc *nats.Conn, stream, subject string, seq 
 	if err != nil {
 		return StoredMsg{}, false, fmt.Errorf("%w: %w", ErrDirect, err)
 	}
-	switch status := r.Header.Get("Status"); status {
-	case "":
-	case "404":
+	switch status, err := directStatus(r); {
+	case err != nil:
+		return StoredMsg{}, false, err
+	case status == "404":
 		return StoredMsg{}, false, nil
-	case "408":
-		return StoredMsg{}, false, fmt.Errorf("%w: %w", ErrDirect, nats.ErrTimeout)
-	case "503":
-		return StoredMsg{}, false, fmt.Errorf("%w: %w", ErrDirect, nats.ErrNoResponders)
-	default:
+	case status != "":
 		return StoredMsg{}, false, fmt.Errorf("%w: %s %s", ErrDirect, status, r.Header.Get("Description"))
 	}
-	n, err := strconv.ParseUint(r.Header.Get("Nats-Sequence"), 10, 64)
-	if err != nil {
-		return StoredMsg{}, false, fmt.Errorf("%w: bad sequence header", ErrDirect)
-	}
-	return StoredMsg{Subject: r.Header.Get("Nats-Subject"), Seq: n, Header: r.Header, Data: r.Data}, true, nil
+	m, err = storedOf(r)
+	return m, err == nil, err
 }
