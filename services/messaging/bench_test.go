@@ -24,18 +24,10 @@ func BenchmarkMarkRead(b *testing.B) {
 		users[i] = fmt.Sprintf("u%d", i)
 	}
 	ctx := context.Background()
-	var created chatv1.CreateConversationResponse
-	if err := svc.Call(ctx, nc, names.Command(names.Messaging, "acme", names.ActionCreate),
-		&chatv1.CreateConversationRequest{Principal: who("acme", "u0"), Participants: users}, &created); err != nil {
-		b.Fatal(err)
-	}
-	conv := created.ConversationId
-	var last chatv1.SendResponse
+	conv := createConv(b, nc, who("acme", "u0"), users...)
+	var last *chatv1.SendResponse
 	for i := range 50 {
-		if err := svc.Call(ctx, nc, names.Command(names.Messaging, "acme", names.ActionSend),
-			&chatv1.SendRequest{Principal: who("acme", "u0"), ConversationId: conv, Content: "m", ClientMsgId: fmt.Sprint(i)}, &last); err != nil {
-			b.Fatal(err)
-		}
+		last = sendMsg(b, nc, who("acme", "u0"), conv, "m", fmt.Sprint(i))
 	}
 	first := last.Seq - 49
 	var n atomic.Int64
@@ -61,22 +53,15 @@ func BenchmarkMarkRead(b *testing.B) {
 func BenchmarkHistoryNewest200(b *testing.B) {
 	nc := benchService(b)
 	ctx := context.Background()
-	var created chatv1.CreateConversationResponse
-	if err := svc.Call(ctx, nc, names.Command(names.Messaging, "acme", names.ActionCreate),
-		&chatv1.CreateConversationRequest{Principal: who("acme", "u0")}, &created); err != nil {
-		b.Fatal(err)
-	}
+	conv := createConv(b, nc, who("acme", "u0"))
 	for i := range 300 {
-		if err := svc.Call(ctx, nc, names.Command(names.Messaging, "acme", names.ActionSend),
-			&chatv1.SendRequest{Principal: who("acme", "u0"), ConversationId: created.ConversationId, Content: "m", ClientMsgId: fmt.Sprint(i)}, &chatv1.SendResponse{}); err != nil {
-			b.Fatal(err)
-		}
+		sendMsg(b, nc, who("acme", "u0"), conv, "m", fmt.Sprint(i))
 	}
 	b.ResetTimer()
 	for b.Loop() {
 		var h chatv1.HistoryResponse
 		if err := svc.Call(ctx, nc, names.Command(names.Messaging, "acme", names.ActionHistory),
-			&chatv1.HistoryRequest{Principal: who("acme", "u0"), ConversationId: created.ConversationId, Limit: 200}, &h); err != nil || len(h.Events) != 200 {
+			&chatv1.HistoryRequest{Principal: who("acme", "u0"), ConversationId: conv, Limit: 200}, &h); err != nil || len(h.Events) != 200 {
 			b.Fatalf("%d events (%v)", len(h.Events), err)
 		}
 	}

@@ -20,17 +20,13 @@ func BenchmarkSendTo1000(b *testing.B) {
 	for i := range users {
 		users[i] = fmt.Sprint("u", i)
 	}
-	var created chatv1.CreateConversationResponse
-	if err := svc.Call(ctx, nc, names.Command(names.Messaging, "acme", names.ActionCreate),
-		&chatv1.CreateConversationRequest{Principal: who("acme", "u0"), Participants: users}, &created); err != nil {
-		b.Fatal(err)
-	}
+	conv := createConv(b, nc, who("acme", "u0"), users...)
 	cpu0 := cpuNanos()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		var resp chatv1.SendResponse
 		if err := svc.Call(ctx, nc, names.Command(names.Messaging, "acme", names.ActionSend),
-			&chatv1.SendRequest{Principal: who("acme", "u0"), ConversationId: created.ConversationId, Content: "hello there", ClientMsgId: fmt.Sprint(i)}, &resp); err != nil {
+			&chatv1.SendRequest{Principal: who("acme", "u0"), ConversationId: conv, Content: "hello there", ClientMsgId: fmt.Sprint(i)}, &resp); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -48,19 +44,12 @@ func BenchmarkList50(b *testing.B) {
 	var convs []string
 	var lasts []uint64
 	for c := range 50 {
-		var created chatv1.CreateConversationResponse
-		if err := svc.Call(ctx, nc, names.Command(names.Messaging, "acme", names.ActionCreate),
-			&chatv1.CreateConversationRequest{Principal: who("acme", "reader"), Participants: []string{"writer"}}, &created); err != nil {
-			b.Fatal(err)
-		}
-		var sent chatv1.SendResponse
+		conv := createConv(b, nc, who("acme", "reader"), "writer")
+		var sent *chatv1.SendResponse
 		for i := range 20 {
-			if err := svc.Call(ctx, nc, names.Command(names.Messaging, "acme", names.ActionSend),
-				&chatv1.SendRequest{Principal: who("acme", "writer"), ConversationId: created.ConversationId, Content: "a message of some length", ClientMsgId: fmt.Sprint(c, "-", i)}, &sent); err != nil {
-				b.Fatal(err)
-			}
+			sent = sendMsg(b, nc, who("acme", "writer"), conv, "a message of some length", fmt.Sprint(c, "-", i))
 		}
-		convs, lasts = append(convs, created.ConversationId), append(lasts, sent.Seq)
+		convs, lasts = append(convs, conv), append(lasts, sent.Seq)
 	}
 	list := func(b *testing.B, fresh bool) {
 		cpu0 := cpuNanos()
@@ -95,16 +84,9 @@ func BenchmarkList200Worst(b *testing.B) {
 	nc, s := benchServiceOf(b)
 	ctx := context.Background()
 	for c := range 200 {
-		var created chatv1.CreateConversationResponse
-		if err := svc.Call(ctx, nc, names.Command(names.Messaging, "acme", names.ActionCreate),
-			&chatv1.CreateConversationRequest{Principal: who("acme", "reader"), Participants: []string{"writer"}}, &created); err != nil {
-			b.Fatal(err)
-		}
+		conv := createConv(b, nc, who("acme", "reader"), "writer")
 		for i := range 250 {
-			if err := svc.Call(ctx, nc, names.Command(names.Messaging, "acme", names.ActionSend),
-				&chatv1.SendRequest{Principal: who("acme", "writer"), ConversationId: created.ConversationId, Content: "m", ClientMsgId: fmt.Sprint(c, "-", i)}, &chatv1.SendResponse{}); err != nil {
-				b.Fatal(err)
-			}
+			sendMsg(b, nc, who("acme", "writer"), conv, "m", fmt.Sprint(c, "-", i))
 		}
 	}
 	cpu0 := cpuNanos()

@@ -46,7 +46,7 @@ func transportErr(action string, err error) error {
 
 // call sends one command as req's principal and fails the test on a
 // transport error.
-func call[Resp svc.Response](t *testing.T, nc *nats.Conn, action string, req svc.Request, resp Resp) error {
+func call[Resp svc.Response](t testing.TB, nc *nats.Conn, action string, req svc.Request, resp Resp) error {
 	t.Helper()
 	err := request(nc, action, req, resp)
 	if terr := transportErr(action, err); terr != nil {
@@ -62,7 +62,7 @@ func mustCode(t *testing.T, err error, code string) {
 	}
 }
 
-func createConv(t *testing.T, nc *nats.Conn, p *chatv1.Principal, others ...string) string {
+func createConv(t testing.TB, nc *nats.Conn, p *chatv1.Principal, others ...string) string {
 	t.Helper()
 	var resp chatv1.CreateConversationResponse
 	if err := call(t, nc, names.ActionCreate, &chatv1.CreateConversationRequest{Principal: p, Participants: others, Title: "t"}, &resp); err != nil {
@@ -71,7 +71,7 @@ func createConv(t *testing.T, nc *nats.Conn, p *chatv1.Principal, others ...stri
 	return resp.ConversationId
 }
 
-func sendMsg(t *testing.T, nc *nats.Conn, p *chatv1.Principal, conv, content, clientID string) *chatv1.SendResponse {
+func sendMsg(t testing.TB, nc *nats.Conn, p *chatv1.Principal, conv, content, clientID string) *chatv1.SendResponse {
 	t.Helper()
 	resp, err := trySend(nc, p, conv, content, clientID)
 	if err != nil {

@@ -20,12 +20,8 @@ func BenchmarkSend(b *testing.B) {
 	const convs = 64
 	ids := make([]string, convs)
 	for i := range ids {
-		var created chatv1.CreateConversationResponse
-		if err := svc.Call(ctx, nc, names.Command(names.Messaging, "acme", names.ActionCreate),
-			&chatv1.CreateConversationRequest{Principal: who("acme", fmt.Sprint("u", i)), Participants: []string{"x"}}, &created); err != nil {
-			b.Fatal(err)
-		}
-		ids[i] = created.ConversationId
+		conv := createConv(b, nc, who("acme", fmt.Sprint("u", i)), "x")
+		ids[i] = conv
 	}
 	var next atomic.Int64
 	b.SetParallelism(16)
@@ -70,18 +66,10 @@ func BenchmarkReact(b *testing.B) {
 	rooms := make([]room, convs)
 	for i := range rooms {
 		p := who("acme", fmt.Sprint("u", i))
-		var created chatv1.CreateConversationResponse
-		if err := svc.Call(ctx, nc, names.Command(names.Messaging, "acme", names.ActionCreate),
-			&chatv1.CreateConversationRequest{Principal: p, Participants: []string{"x"}}, &created); err != nil {
-			b.Fatal(err)
-		}
-		rooms[i].conv = created.ConversationId
+		conv := createConv(b, nc, p, "x")
+		rooms[i].conv = conv
 		for k := range 4 {
-			var sent chatv1.SendResponse
-			if err := svc.Call(ctx, nc, names.Command(names.Messaging, "acme", names.ActionSend),
-				&chatv1.SendRequest{Principal: p, ConversationId: created.ConversationId, Content: "m", ClientMsgId: fmt.Sprint(k)}, &sent); err != nil {
-				b.Fatal(err)
-			}
+			sent := sendMsg(b, nc, p, conv, "m", fmt.Sprint(k))
 			rooms[i].msgs = append(rooms[i].msgs, sent.MessageId)
 		}
 	}
@@ -114,16 +102,8 @@ func BenchmarkReactOneMessage(b *testing.B) {
 	for i := range users {
 		users[i] = fmt.Sprint("u", i)
 	}
-	var created chatv1.CreateConversationResponse
-	if err := svc.Call(ctx, nc, names.Command(names.Messaging, "acme", names.ActionCreate),
-		&chatv1.CreateConversationRequest{Principal: who("acme", "u0"), Participants: users}, &created); err != nil {
-		b.Fatal(err)
-	}
-	var sent chatv1.SendResponse
-	if err := svc.Call(ctx, nc, names.Command(names.Messaging, "acme", names.ActionSend),
-		&chatv1.SendRequest{Principal: who("acme", "u0"), ConversationId: created.ConversationId, Content: "m", ClientMsgId: "1"}, &sent); err != nil {
-		b.Fatal(err)
-	}
+	conv := createConv(b, nc, who("acme", "u0"), users...)
+	sent := sendMsg(b, nc, who("acme", "u0"), conv, "m", "1")
 	var next atomic.Int64
 	b.SetParallelism(8)
 	cpu0 := cpuNanos()
@@ -132,7 +112,7 @@ func BenchmarkReactOneMessage(b *testing.B) {
 	b.RunParallel(func(pb *testing.PB) {
 		p := who("acme", users[int(next.Add(1))%len(users)])
 		for k := 0; pb.Next(); k++ {
-			req := &chatv1.ReactRequest{Principal: p, ConversationId: created.ConversationId, MessageId: sent.MessageId, Emoji: fmt.Sprint("e", k%8), On: (k/8)%2 == 0}
+			req := &chatv1.ReactRequest{Principal: p, ConversationId: conv, MessageId: sent.MessageId, Emoji: fmt.Sprint("e", k%8), On: (k/8)%2 == 0}
 			if err := svc.Call(ctx, nc, names.Command(names.Messaging, "acme", names.ActionReact), req, &chatv1.ReactResponse{}); err != nil {
 				b.Error(err)
 				return
