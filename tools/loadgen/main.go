@@ -21,7 +21,7 @@
 //	      memory during the run (upload.go).
 //
 // The server needs high rate limits for send runs, e.g.
-// SWITCHBOARD_LIMITS='message:send=1000000/1s,default=1000000/1s'; refused
+// SWITCHBOARD_LIMITS='message:send=1000000/1000s,default=1000000/1000s'; refused
 // sends are counted by type and code and reported. The edge also limits
 // upgrades per client address (100/s by default), so connections are
 // spread over source addresses 127.0.0.1..127.0.0.N (-src-ips, by default

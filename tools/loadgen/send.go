@@ -365,7 +365,7 @@ func sendNotes(cfg *config, res *sendResult) []string {
 	var notes []string
 	if res.RateLimited > 0 {
 		notes = append(notes, fmt.Sprintf("%d sends were refused with rate-limit-exceeded: the server's per-user limits are too low for a load run; "+
-			"start it with SWITCHBOARD_LIMITS='message:send=1000000/1s,default=1000000/1s' (or similar)", res.RateLimited))
+			"start it with SWITCHBOARD_LIMITS='message:send=1000000/1000s,default=1000000/1000s' (or similar)", res.RateLimited))
 	}
 	perUser := float64(res.Sent) / float64(max(res.Conns, 1))
 	if allowed := res.sendCap + res.sendRefill*res.DurationS; res.ServerSendRate != "" && res.RateLimited == 0 && perUser > 1.5*allowed+1 {
