@@ -57,7 +57,9 @@ func (c *conn) close(code ws.StatusCode, reason string, drop bool) {
 		c.queue, c.queued = c.queue[:0], 0
 		c.hurry = true
 		// Once per slow client, not per write: a blocked write (slowFlush)
-		// ends within hurryTimeout, a non-blocking one fails after it.
+		// ends within hurryTimeout. A write that does not wait (writer.go)
+		// ignores it: it takes what the socket has room for, or hands the
+		// rest to slowFlush.
 		_ = c.nc.SetWriteDeadline(time.Now().Add(hurryTimeout))
 	}
 	if c.sio != nil {

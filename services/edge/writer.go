@@ -73,7 +73,7 @@ type writer struct {
 	out []byte
 	n   int
 	err error
-	fn  func(fd uintptr) bool // rawWrite, made once
+	fn  func(fd uintptr) // rawWrite, made once
 	m   *metrics
 }
 
@@ -127,7 +127,12 @@ func (w *writer) write(rc syscall.RawConn, batch [][]byte) ([][]byte, error) {
 			}
 		}
 		w.n, w.err = 0, nil
-		if err := rc.Write(w.fn); err != nil {
+		// Control, not Write: the descriptor stays valid (not closed nor
+		// reused) while fn runs, which is all a write that never waits
+		// needs; Write would also take the descriptor's write lock and
+		// reset its poller state, for every frame. Only the holder of the
+		// connection's writing role writes, so writes never interleave.
+		if err := rc.Control(w.fn); err != nil {
 			return nil, err
 		}
 		if w.err != nil {
@@ -149,7 +154,7 @@ func (w *writer) write(rc syscall.RawConn, batch [][]byte) ([][]byte, error) {
 
 // rawWrite writes w.out[w.n:] to the descriptor until it is written or the
 // socket's buffer is full; it never asks the runtime to wait.
-func (w *writer) rawWrite(fd uintptr) bool {
+func (w *writer) rawWrite(fd uintptr) {
 	for w.n < len(w.out) {
 		n, err := syscall.Write(int(fd), w.out[w.n:])
 		w.m.writes.Inc()
@@ -157,16 +162,15 @@ func (w *writer) rawWrite(fd uintptr) bool {
 		case err == syscall.EINTR:
 			continue
 		case err == syscall.EAGAIN:
-			return true
+			return
 		case err != nil:
 			w.err = err
-			return true
+			return
 		case n <= 0:
-			return true
+			return
 		}
 		w.n += n
 	}
-	return true
 }
 
 // writeState is what a connection's writers keep, made once.
