@@ -33,7 +33,7 @@ type laneRig struct {
 	url string
 }
 
-func newLaneRig(t *testing.T, mod func(*Config)) *laneRig {
+func newLaneRig(t testing.TB, mod func(*Config)) *laneRig {
 	t.Helper()
 	ns := natstest.Server(t)
 	lim, err := limits.Parse(limits.Defaults(), "default=100000/1s,message:send=100000/1s")
