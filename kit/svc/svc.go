@@ -3,7 +3,9 @@
 // backends call, chat.sys.<service>.*.<action>), in the service's queue
 // group, protobuf in and out, the principal's org checked against the
 // subject, and every request handled on a bounded pool of goroutines (micro
-// delivers an endpoint's requests one at a time, see docs/nats-notes.md).
+// delivers an endpoint's requests one at a time, see docs/nats-notes.md):
+// Workers of them at once, on reused goroutines (kit/gopool) that keep the
+// stack they grew decoding and calling NATS.
 package svc
 
 import (
@@ -21,6 +23,7 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/switchboard-chat/switchboard/kit/errs"
+	"github.com/switchboard-chat/switchboard/kit/gopool"
 	"github.com/switchboard-chat/switchboard/kit/ids"
 	"github.com/switchboard-chat/switchboard/kit/natsx"
 	"github.com/switchboard-chat/switchboard/proto/chatv1"
@@ -53,6 +56,7 @@ type Server struct {
 	nc       *nats.Conn
 	micro    micro.Service
 	sem      chan struct{}
+	pool     gopool.Pool    // runs the requests; sem bounds them
 	wg       sync.WaitGroup // in-flight requests
 	mu       sync.Mutex     // orders wg.Add before Stop's wg.Wait
 	stopped  bool           // guarded by mu: Stop is waiting
@@ -145,7 +149,7 @@ func Handle[Req Request, Resp proto.Message](s *Server, action string, fn Handle
 			s.wg.Add(1)
 		}
 		s.mu.Unlock()
-		go func() {
+		s.pool.Go(func() {
 			defer func() {
 				<-s.sem
 				if tracked {
@@ -186,7 +190,7 @@ func Handle[Req Request, Resp proto.Message](s *Server, action string, fn Handle
 			if rerr := s.nc.Publish(r.Reply(), out); rerr != nil {
 				s.log.Warn("respond", "service", s.cfg.Name, "action", action, "err", rerr)
 			}
-		}()
+		})
 	}
 	if err := s.micro.AddEndpoint(action, micro.HandlerFunc(handler),
 		micro.WithEndpointSubject(names.CommandWildcard(s.cfg.Name, action))); err != nil {

@@ -14,6 +14,9 @@
 //  3. Reading (conn.go, poll_linux.go): the poller waits for readable
 //     sockets with epoll; a goroutine reads one frame (frame.go), runs it
 //     and hands the socket back, so an idle connection costs no goroutine.
+//     That goroutine, and a lane's below, is a worker of the Server's pool
+//     (kit/gopool): reused, with the stack it grew, by any connection, and
+//     ended once idle for gopool.DefaultIdle.
 //     A command (command.go, dispatch.go) is decoded strictly and checked
 //     against the token's expiry and the rate limits (ratelimit.go) by the
 //     reader, in arrival order; then it goes to its lane (lanes.go) and is

@@ -11,14 +11,16 @@ import (
 // Commands of one connection in flight (docs/protocol.md, Per-connection
 // ordering). The reader decodes a command, checks its token's expiry and
 // its rate limit, and hands it to its lane: the commands of one lane run
-// one at a time in the order they came, on one goroutine that lives while
-// the lane has work; different lanes, and commands of no lane, run side by
-// side. A command of the inline lane runs on the reader itself, so nothing
+// one at a time in the order they came, on one goroutine while the lane
+// has work (a worker of the Server's pool, kit/gopool, which keeps the
+// stack it grew for the next lane of any connection); different lanes,
+// and commands of no lane, run side by side. A command of the inline lane runs on the reader itself, so nothing
 // read after it starts before it is answered. At most MaxCommandsInFlight
 // commands of a connection are accepted and not yet answered; the reader
 // waits for one to end before it takes the next (back-pressure: a client
 // that floods stops being read, nothing is refused), so a connection costs
-// at most that many goroutines, and an idle one none.
+// at most that many goroutines, and an idle one none (the pool's idle
+// workers belong to no connection, and end when idle for a while).
 
 // Lanes that are not a conversation's.
 const (
@@ -79,7 +81,7 @@ func (c *conn) dispatch(key string, cmd command) {
 	c.inflight++
 	if key == laneNone {
 		c.cmu.Unlock()
-		go c.work(key, nil, cmd)
+		c.s.pool.Go(func() { c.work(key, nil, cmd) })
 		return
 	}
 	if l := c.lanes[key]; l != nil {
@@ -93,11 +95,12 @@ func (c *conn) dispatch(key string, cmd command) {
 	l := &lane{}
 	c.lanes[key] = l
 	c.cmu.Unlock()
-	go c.work(key, l, cmd)
+	c.s.pool.Go(func() { c.work(key, l, cmd) })
 }
 
-// work is a lane's goroutine: it runs cmd, then the lane's queue, and ends
-// when the queue is empty (l nil: a command of no lane, alone). Once the
+// work is a lane on its pool worker: it runs cmd, then the lane's queue,
+// and returns the worker when the queue is empty (l nil: a command of no
+// lane, alone). Once the
 // connection stopped, what is still queued is dropped.
 func (c *conn) work(key string, l *lane, cmd command) {
 	for {

@@ -12,7 +12,9 @@ import (
 
 // poller waits for readable sockets with one epoll instance, so that an
 // idle connection has no goroutine at all: when a socket becomes readable a
-// goroutine reads one frame, runs it, and hands the socket back. Sockets
+// goroutine (a worker of the Server's pool, shared by every connection and
+// ended once idle a while) reads one frame, runs it, and hands the socket
+// back. Sockets
 // are registered one-shot: one reader at a time per connection, which
 // checks its commands in the order they came and hands them to their lanes
 // (lanes.go).
@@ -110,7 +112,7 @@ func (p *poller) loop() {
 			// Pad carries the connection's sequence: a descriptor reused by
 			// a newer connection is not confused with the old one.
 			if c != nil && int32(c.seq) == events[i].Pad {
-				go c.ready()
+				c.s.pool.Go(c.ready)
 			}
 		}
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/switchboard-chat/switchboard/kit/files"
+	"github.com/switchboard-chat/switchboard/kit/gopool"
 	"github.com/switchboard-chat/switchboard/kit/ids"
 	"github.com/switchboard-chat/switchboard/kit/limits"
 	"github.com/switchboard-chat/switchboard/kit/obs"
@@ -231,7 +232,8 @@ type Server struct {
 	metrics *metrics
 	hub     *hub
 	writers *writers
-	poller  *poller // nil: every connection has a reader goroutine
+	poller  *poller     // nil: every connection has a reader goroutine
+	pool    gopool.Pool // the poller's readers and the commands' lanes
 	limiter *limiter
 	admit   *admission
 	conns   connSet
