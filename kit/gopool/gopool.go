@@ -57,7 +57,11 @@ type worker struct {
 }
 
 // Go runs f on an idle worker, or on a new goroutine that becomes one.
+// Like a go statement, it panics in the caller when f is nil.
 func (p *Pool) Go(f func()) {
+	if f == nil {
+		panic("gopool: Go of a nil func")
+	}
 	p.mu.Lock()
 	if n := len(p.free); n > 0 {
 		w := p.free[n-1]
@@ -73,9 +77,18 @@ func (p *Pool) Go(f func()) {
 }
 
 // work is a worker's goroutine: it runs f, then waits in the free stack
-// for the next task until the reaper ends it.
+// for the next task until the reaper ends it (a nil task). A task that
+// ends its goroutine (runtime.Goexit) ends the worker, which is then no
+// longer counted.
 func (p *Pool) work(f func()) {
 	w := &worker{task: make(chan func(), 1)}
+	defer func() {
+		if f != nil { // not ended by the reaper, which counted it out
+			p.mu.Lock()
+			p.workers--
+			p.mu.Unlock()
+		}
+	}()
 	for f != nil {
 		f()
 		p.idle(w)

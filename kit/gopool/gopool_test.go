@@ -153,3 +153,19 @@ func TestTasksRunWhileWorkersEnd(t *testing.T) {
 	}
 	waitFor(t, time.Second, "the idle workers did not end", func() bool { alive, _ := p.Workers(); return alive == 0 })
 }
+
+// A task that ends its goroutine (runtime.Goexit, as t.FailNow does) ends
+// its worker: it is not counted, and the next task gets another.
+func TestGoexitEndsTheWorker(t *testing.T) {
+	var p Pool
+	done := make(chan struct{})
+	p.Go(func() {
+		defer close(done)
+		runtime.Goexit()
+	})
+	<-done
+	waitFor(t, time.Second, "a worker whose task called Goexit is still counted", func() bool { alive, _ := p.Workers(); return alive == 0 })
+	ran := make(chan struct{})
+	p.Go(func() { close(ran) })
+	<-ran
+}
