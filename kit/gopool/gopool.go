@@ -41,7 +41,7 @@ type Pool struct {
 	// quarter more); zero is DefaultIdle. Set it before the first Go.
 	Idle time.Duration
 
-	mu      sync.Mutex
+	mu      sync.Mutex  // guards the fields below
 	free    []*worker   // the idle workers, the most recent last
 	workers int         // workers alive, idle or not
 	tick    uint64      // the reaper's rounds
