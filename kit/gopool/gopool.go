@@ -13,12 +13,12 @@ import (
 )
 
 // DefaultIdle is how long a worker with no task waits before it ends
-// (within a quarter more). Any load of more than one task per two seconds
-// per worker keeps its workers, whose start and stack growth are a few
+// (within a quarter more). Any load of more than one task a second per
+// worker keeps its workers, whose start and stack growth are a few
 // microseconds each; an idle worker holds its stack, a few KB, and no
-// timer. A process that goes idle is back to no workers within 2.5 s of
+// timer. A process that goes idle is back to no workers within 1.25 s of
 // its last task.
-const DefaultIdle = 2 * time.Second
+const DefaultIdle = time.Second
 
 // ticksPerIdle is how many times per idle period the reaper looks for
 // workers to end while some are idle.
