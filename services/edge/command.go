@@ -33,53 +33,105 @@ var errNotJSON = errors.New("frame is not JSON")
 
 const maxCommandID = 64
 
-// decodeCommand parses a frame's envelope, in one pass over the bytes. A
-// frame that is not JSON is errNotJSON; a JSON frame that is not a valid
-// command is an *errs.Error (validation_failed) whose command still
-// carries the id when it had a valid one.
+// decodeCommand parses a frame's envelope, in one pass over the bytes
+// (jsonscan.go). A frame that is not JSON is errNotJSON; a JSON frame that
+// is not a valid command is an *errs.Error (validation_failed) whose
+// command still carries the id when it had a valid one. The command's Data
+// is a slice of msg, which must not change while the command lives (the
+// frame reader gives each message a buffer of its own). Keys are read as
+// encoding/json reads a map: unescaped, matched exactly, the last of a
+// repeated key counting.
 func decodeCommand(msg []byte) (command, error) {
-	var keys map[string]json.RawMessage
-	if err := json.Unmarshal(msg, &keys); err != nil {
-		var typeErr *json.UnmarshalTypeError
-		if errors.As(err, &typeErr) {
-			return command{}, errs.Invalid(errs.Field{Field: "", Reason: reasonObject})
-		}
+	var buf [4]jsonMember
+	ms, kind := scanObject(msg, buf[:0])
+	switch kind {
+	case jsonInvalid:
 		return command{}, errNotJSON
+	case jsonOther:
+		return command{}, errs.Invalid(errs.Field{Field: "", Reason: reasonObject})
+	}
+	var id, typ, data []byte // the values of the keys, nil when absent
+	var unknown []string
+	for _, m := range ms {
+		switch {
+		case m.is("id"):
+			id = m.val
+		case m.is("type"):
+			typ = m.val
+		case m.is("data"):
+			data = m.val
+		default:
+			unknown = append(unknown, m.name())
+		}
 	}
 	var cmd command
 	var f errs.Fields
-	if raw, ok := keys["id"]; ok && !isNull(raw) {
-		if json.Unmarshal(raw, &cmd.ID) != nil || cmd.ID == "" || utf8.RuneCountInString(cmd.ID) > maxCommandID {
-			cmd.ID = ""
+	if id != nil && !isNull(id) {
+		if s, ok := jsonString(id); !ok || s == "" || utf8.RuneCountInString(s) > maxCommandID {
 			f.Add("id", fmt.Sprintf("must be a string of 1 to %d characters", maxCommandID))
-		}
-	}
-	var unknown []string
-	for k := range keys {
-		if k != "id" && k != "type" && k != "data" {
-			unknown = append(unknown, k)
+		} else {
+			cmd.ID = s
 		}
 	}
 	if len(unknown) > 0 {
 		// Unknown fields alone are reported: what else is wrong may only
 		// be a misspelling of them.
-		slices.Sort(unknown)
-		var uf errs.Fields
-		for _, k := range unknown {
-			uf.Add(k, reasonUnknown)
-		}
-		return cmd, uf.Err()
+		return cmd, unknownFields(unknown)
 	}
-	switch raw, ok := keys["type"]; {
-	case !ok || isNull(raw):
+	switch {
+	case typ == nil || isNull(typ):
 		f.Add("type", errs.ReasonRequired)
-	case json.Unmarshal(raw, &cmd.Type) != nil:
+	case typ[0] != '"':
 		f.Add("type", "must be a string")
-	case commands[cmd.Type] == nil:
-		f.Add("type", "unknown command type")
+	default:
+		cmd.Type = commandName(typ)
+		if commands[cmd.Type] == nil {
+			f.Add("type", "unknown command type")
+		}
 	}
-	cmd.Data = keys["data"]
+	cmd.Data = data
 	return cmd, f.Err()
+}
+
+// unknownFields is the error about unknown keys: each once, sorted.
+func unknownFields(keys []string) error {
+	slices.Sort(keys)
+	keys = slices.Compact(keys)
+	var f errs.Fields
+	for _, k := range keys {
+		f.Add(k, reasonUnknown)
+	}
+	return f.Err()
+}
+
+// jsonString decodes val, a scanned JSON value, when it is a string.
+func jsonString(val []byte) (string, bool) {
+	if s, ok := plainString(val); ok {
+		return string(s), true
+	}
+	var s string
+	return s, val[0] == '"' && json.Unmarshal(val, &s) == nil
+}
+
+// commandNames holds each command type's name, so that a frame's type
+// becomes a string without allocating.
+var commandNames = sync.OnceValue(func() map[string]string {
+	m := make(map[string]string, len(commands))
+	for name := range commands {
+		m[name] = name
+	}
+	return m
+})
+
+// commandName decodes val, a scanned JSON string, the type of a command.
+func commandName(val []byte) string {
+	if s, ok := plainString(val); ok {
+		if name, ok := commandNames()[string(s)]; ok {
+			return name
+		}
+	}
+	s, _ := jsonString(val)
+	return s
 }
 
 // decodeData decodes a command's data into v (a pointer to the command's
@@ -144,27 +196,24 @@ func isNull(raw json.RawMessage) bool { return bytes.Equal(bytes.TrimSpace(raw),
 // strictDecode decodes a JSON object into v (a pointer to a struct) and
 // turns the decoder's complaints into field errors a client can act on.
 // Field names match exactly (encoding/json alone would take "Type" for
-// "type"); where names the object in errors about the object itself.
+// "type"); where names the object in errors about the object itself. The
+// keys are checked in the pass that checks the text (jsonscan.go); the
+// values are decoded by encoding/json.
 func strictDecode(data []byte, v any, where string) error {
-	notObject := errs.Invalid(errs.Field{Field: where, Reason: reasonObject})
-	var keys map[string]json.RawMessage
-	if err := json.Unmarshal(data, &keys); err != nil {
-		return notObject
+	var buf [8]jsonMember
+	ms, kind := scanObject(data, buf[:0])
+	if kind == jsonInvalid || kind == jsonOther {
+		return errs.Invalid(errs.Field{Field: where, Reason: reasonObject})
 	}
 	known := jsonFields(reflect.TypeOf(v).Elem())
 	var unknown []string
-	for k := range keys {
-		if !known[k] {
-			unknown = append(unknown, k)
+	for _, m := range ms {
+		if !knownKey(known, m) {
+			unknown = append(unknown, m.name())
 		}
 	}
 	if len(unknown) > 0 {
-		slices.Sort(unknown)
-		var f errs.Fields
-		for _, k := range unknown {
-			f.Add(k, reasonUnknown)
-		}
-		return f.Err()
+		return unknownFields(unknown)
 	}
 	err := json.Unmarshal(data, v)
 	if err == nil {
@@ -174,7 +223,16 @@ func strictDecode(data []byte, v any, where string) error {
 	if errors.As(err, &typeErr) && typeErr.Field != "" {
 		return errs.Invalid(errs.Field{Field: typeErr.Field, Reason: "must be " + describe(typeErr.Type)})
 	}
-	return notObject
+	return errs.Invalid(errs.Field{Field: where, Reason: reasonObject})
+}
+
+// knownKey says whether m's key is one of known, without allocating when
+// the key is plain.
+func knownKey(known map[string]bool, m jsonMember) bool {
+	if m.plain() {
+		return known[string(m.text())]
+	}
+	return known[m.name()]
 }
 
 // jsonFieldCache caches the JSON names of the command structs.

@@ -53,14 +53,58 @@ func laneOf(cmd command) string {
 	if f := orderOf[cmd.Type]; f != nil {
 		return f(cmd)
 	}
-	var d struct {
-		ConversationID string `json:"conversationId"`
+	id, ok := plainConversationID(cmd.Data)
+	if !ok {
+		var d struct {
+			ConversationID string `json:"conversationId"`
+		}
+		if json.Unmarshal(cmd.Data, &d) != nil {
+			return laneNone // the handler refuses the data
+		}
+		id = d.ConversationID
 	}
-	if json.Unmarshal(cmd.Data, &d) != nil || strings.HasPrefix(d.ConversationID, "\x00") {
+	if strings.HasPrefix(id, "\x00") {
 		return laneNone // the handler refuses the data
 	}
-	return d.ConversationID
+	return id
 }
+
+// plainConversationID is the conversationId of a command's data, found in
+// one scan (jsonscan.go) when encoding/json's answer is plain to see: data
+// that is not an object names none (encoding/json would fail, or, for
+// null, find none); an object whose keys are ASCII without escapes and
+// whose conversationId, each time it comes, is a string without escapes,
+// names the last one. Otherwise (a key that is escaped, not ASCII, or
+// conversationId in another case, which encoding/json would take too; a
+// value that is not a plain string) it says it cannot tell, and the data
+// is decoded.
+func plainConversationID(data []byte) (string, bool) {
+	var buf [8]jsonMember
+	ms, kind := scanObject(data, buf[:0])
+	if kind != jsonObject {
+		return laneNone, true
+	}
+	var id []byte
+	for _, m := range ms {
+		if m.keyForm != keyASCII {
+			return "", false
+		}
+		switch k := m.text(); {
+		case string(k) == conversationIDKey:
+			s, ok := plainString(m.val)
+			if !ok {
+				return "", false
+			}
+			id = s
+		case len(k) == len(conversationIDKey) && strings.EqualFold(string(k), conversationIDKey):
+			return "", false
+		}
+	}
+	return string(id), true
+}
+
+// conversationIDKey is the key of a command data's conversation.
+const conversationIDKey = "conversationId"
 
 // lane is the commands of one lane waiting behind the one running.
 // Guarded by the connection's cmu.
