@@ -205,15 +205,18 @@ func strictDecode(data []byte, v any, where string) error {
 	if kind == jsonInvalid || kind == jsonOther {
 		return errs.Invalid(errs.Field{Field: where, Reason: reasonObject})
 	}
-	known := jsonFields(reflect.TypeOf(v).Elem())
+	fields := dataFieldsOf(reflect.TypeOf(v).Elem())
 	var unknown []string
 	for _, m := range ms {
-		if !knownKey(known, m) {
+		if !knownKey(fields.known, m) {
 			unknown = append(unknown, m.name())
 		}
 	}
 	if len(unknown) > 0 {
 		return unknownFields(unknown)
+	}
+	if kind == jsonObject && setPlainStrings(ms, fields.strings, v) {
+		return nil
 	}
 	err := json.Unmarshal(data, v)
 	if err == nil {
@@ -235,22 +238,71 @@ func knownKey(known map[string]bool, m jsonMember) bool {
 	return known[m.name()]
 }
 
-// jsonFieldCache caches the JSON names of the command structs.
-var jsonFieldCache sync.Map // reflect.Type -> map[string]bool
+// dataFields is what strictDecode knows of a command data struct.
+type dataFields struct {
+	known map[string]bool // the JSON names of its fields
+	// strings maps the JSON name of each field of type string to the
+	// field's index; nil when the struct is not simple enough for
+	// setPlainStrings (a field untagged, embedded, with tag options or
+	// of a name given twice), whose decoding then stays encoding/json's.
+	strings map[string]int
+}
 
-func jsonFields(t reflect.Type) map[string]bool {
-	if m, ok := jsonFieldCache.Load(t); ok {
-		return m.(map[string]bool)
+// dataFieldCache caches the dataFields of the command structs.
+var dataFieldCache sync.Map // reflect.Type -> *dataFields
+
+func dataFieldsOf(t reflect.Type) *dataFields {
+	if d, ok := dataFieldCache.Load(t); ok {
+		return d.(*dataFields)
 	}
-	m := map[string]bool{}
+	d := &dataFields{known: map[string]bool{}}
+	strs, simple := map[string]int{}, true
 	for i := range t.NumField() {
-		name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
-		if name != "" && name != "-" {
-			m[name] = true
+		sf := t.Field(i)
+		tag := sf.Tag.Get("json")
+		name, _, _ := strings.Cut(tag, ",")
+		if name == "" || name == "-" {
+			simple = false
+			continue
+		}
+		if tag != name || sf.Anonymous || !sf.IsExported() || d.known[name] {
+			simple = false
+		}
+		d.known[name] = true
+		if sf.Type == reflect.TypeFor[string]() {
+			strs[name] = i
 		}
 	}
-	jsonFieldCache.Store(t, m)
-	return m
+	if simple {
+		d.strings = strs
+	}
+	dataFieldCache.Store(t, d)
+	return d
+}
+
+// setPlainStrings decodes into v (a pointer to a struct whose string
+// fields are strs) an object whose every member names one of them with a
+// plain string (no escape, valid UTF-8), as encoding/json would: each
+// field set to its member's text, the last of a repeated key counting. It
+// says false, having set nothing, when the object is not of that kind.
+func setPlainStrings(ms []jsonMember, strs map[string]int, v any) bool {
+	if strs == nil {
+		return false
+	}
+	for _, m := range ms {
+		if _, ok := plainString(m.val); !ok || m.keyForm == keyEscaped {
+			return false
+		}
+		if _, ok := strs[string(m.text())]; !ok {
+			return false
+		}
+	}
+	rv := reflect.ValueOf(v).Elem()
+	for _, m := range ms {
+		s, _ := plainString(m.val)
+		rv.Field(strs[string(m.text())]).SetString(string(s))
+	}
+	return true
 }
 
 func describe(t reflect.Type) string {

@@ -45,6 +45,9 @@ var trickyFrames = []string{
 	`{"type":"ping"} {}`, `{"type":"pi`, "{\"type\":\"p\ti\"}", `{"type":"p\qi"}`, `{"type":"\u12"}`, `{"type":"\u12g4"}`,
 	`{}`, `null`, ` null `, `nul`, `[]`, `[1,2`, `"ping"`, `7`, `-`, `true`, `falsey`, ``, ` `, `{"a":[1 2]}`, `{"a":{"b" 1}}`,
 	`{"a":[[[[[]]]]],"b":{"c":{"d":{}}}}`, `{"a":"\/\b\f\n\r\t\"\\"}`,
+	`{"content":"a","content":"b","conversationId":"c"}`, `{"content":"a\n","title":"t"}`, `{"Content":"x"}`,
+	`{"content":"é","clientMsgId":"x","conversationId":"c","replyTo":"m","attachments":["f"]}`,
+	`{"content":null,"title":"t"}`, `{"content":7}`, `{"title":"\u0074"}`,
 }
 
 // checkAgainstReference fails unless decodeCommand, laneOf and
@@ -82,8 +85,17 @@ func checkLane(t *testing.T, cmd command) {
 }
 
 // strictTypes are data structs strictDecode is checked with: strings,
-// lists, pointers to numbers and booleans, and no field at all.
+// lists, pointers to numbers and booleans, no field at all, and structs
+// setPlainStrings must leave to encoding/json (a tag option, an untagged
+// field, a name given twice, which encoding/json then ignores).
 var strictTypes = []func() any{
+	func() any {
+		return &struct {
+			ConversationID string `json:"conversationId,omitempty"`
+			Content        string
+		}{}
+	},
+	func() any { return reflect.New(twiceNamed).Interface() },
 	func() any { return &sendData{} },
 	func() any { return &createData{} },
 	func() any { return &historyData{} },
@@ -91,6 +103,14 @@ var strictTypes = []func() any{
 	func() any { return &reactData{} },
 	func() any { return &struct{}{} },
 }
+
+// twiceNamed is a struct with two fields named "content" (made at run
+// time: go vet refuses it in source).
+var twiceNamed = reflect.StructOf([]reflect.StructField{
+	{Name: "A", Type: reflect.TypeFor[string](), Tag: `json:"content"`},
+	{Name: "B", Type: reflect.TypeFor[string](), Tag: `json:"content"`},
+	{Name: "C", Type: reflect.TypeFor[string](), Tag: `json:"conversationId"`},
+})
 
 func checkStrict(t *testing.T, data []byte) {
 	t.Helper()

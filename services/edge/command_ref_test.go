@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+	"sync"
 	"unicode/utf8"
 
 	"github.com/switchboard-chat/switchboard/kit/errs"
@@ -70,7 +71,7 @@ func strictDecodeRef(data []byte, v any, where string) error {
 	if err := json.Unmarshal(data, &keys); err != nil {
 		return notObject
 	}
-	known := jsonFields(reflect.TypeOf(v).Elem())
+	known := jsonFieldsRef(reflect.TypeOf(v).Elem())
 	var unknown []string
 	for k := range keys {
 		if !known[k] {
@@ -94,6 +95,25 @@ func strictDecodeRef(data []byte, v any, where string) error {
 		return errs.Invalid(errs.Field{Field: typeErr.Field, Reason: "must be " + describe(typeErr.Type)})
 	}
 	return notObject
+}
+
+// jsonFieldCacheRef caches the JSON names of the command structs.
+var jsonFieldCacheRef sync.Map // reflect.Type -> map[string]bool
+
+// jsonFieldsRef is the set of the JSON names of struct t's fields.
+func jsonFieldsRef(t reflect.Type) map[string]bool {
+	if m, ok := jsonFieldCacheRef.Load(t); ok {
+		return m.(map[string]bool)
+	}
+	m := map[string]bool{}
+	for i := range t.NumField() {
+		name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
+		if name != "" && name != "-" {
+			m[name] = true
+		}
+	}
+	jsonFieldCacheRef.Store(t, m)
+	return m
 }
 
 // laneOfRef is laneOf decoding the data into a struct.

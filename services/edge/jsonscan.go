@@ -91,7 +91,7 @@ func scanObject(b []byte, ms []jsonMember) ([]jsonMember, jsonKind) {
 		return ms, jsonOther
 	}
 	start := len(ms)
-	end := scanMembers(b, i, &ms)
+	ms, end := scanMembers(b, i, ms)
 	if end < 0 || skipSpace(b, end) != len(b) {
 		return ms[:start], jsonInvalid
 	}
@@ -99,36 +99,36 @@ func scanObject(b []byte, ms []jsonMember) ([]jsonMember, jsonKind) {
 }
 
 // scanMembers scans the object at b[i] ('{'), appending its members to
-// *ms, and returns the index after it, or -1 when it is not valid.
-func scanMembers(b []byte, i int, ms *[]jsonMember) int {
+// ms, and returns them and the index after it, or -1 when it is not valid.
+func scanMembers(b []byte, i int, ms []jsonMember) ([]jsonMember, int) {
 	i = skipSpace(b, i+1)
 	if i < len(b) && b[i] == '}' {
-		return i + 1
+		return ms, i + 1
 	}
 	for {
 		keyEnd, next, form := keyThenColon(b, i)
 		if next < 0 {
-			return -1
+			return ms, -1
 		}
 		m := jsonMember{key: b[i:keyEnd], keyForm: form}
 		i = skipSpace(b, next)
 		end := skipValue(b, i, 1)
 		if end < 0 {
-			return -1
+			return ms, -1
 		}
 		m.val = b[i:end:end]
-		*ms = append(*ms, m)
+		ms = append(ms, m)
 		i = skipSpace(b, end)
 		if i == len(b) {
-			return -1
+			return ms, -1
 		}
 		switch b[i] {
 		case '}':
-			return i + 1
+			return ms, i + 1
 		case ',':
 			i = skipSpace(b, i+1)
 		default:
-			return -1
+			return ms, -1
 		}
 	}
 }
