@@ -47,7 +47,7 @@ var trickyFrames = []string{
 	`{"a":[[[[[]]]]],"b":{"c":{"d":{}}}}`, `{"a":"\/\b\f\n\r\t\"\\"}`,
 	`{"content":"a","content":"b","conversationId":"c"}`, `{"content":"a\n","title":"t"}`, `{"Content":"x"}`,
 	`{"content":"é","clientMsgId":"x","conversationId":"c","replyTo":"m","attachments":["f"]}`,
-	`{"content":null,"title":"t"}`, `{"content":7}`, `{"title":"\u0074"}`,
+	"{\"type\":\"\x1f\"}", "{\"type\":\"\x7f\",\"\x00\":1}", `{"content":null,"title":"t"}`, `{"content":7}`, `{"title":"\u0074"}`,
 }
 
 // checkAgainstReference fails unless decodeCommand, laneOf and
