@@ -31,6 +31,7 @@ var trickyFrames = []string{
 	`{"type":"message:send","data":{"conversationId":"\u0000x"}}`,
 	`{"type":"message:send","data":{"conversationId":"g\u00e9n\"\\"}}`,
 	`{"type":"message:send","data":{"conver\u017fationId":"x"}}`,
+	`{"type":"message:send","data":{"conversationId":"a","converſationId":"x"}}`,
 	`{"type":"message:send","data":{"conversationid":"x","content":"y"}}`,
 	`{"type":"message:send","data":{"a":{"b":[1,{"c":null}],"d":[]},"conversationId":"c"}}`,
 	`{"type":"conversation:history","data":{"conversationId":"c","limit":-0.5e+10,"afterSeq":1E400}}`,
