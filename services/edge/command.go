@@ -42,17 +42,9 @@ const maxCommandID = 64
 // encoding/json reads a map: unescaped, matched exactly, the last of a
 // repeated key counting.
 func decodeCommand(msg []byte) (command, error) {
-	var buf [4]jsonMember
-	ms, kind := scanObject(msg, buf[:0])
-	switch kind {
-	case jsonInvalid:
-		return command{}, errNotJSON
-	case jsonOther:
-		return command{}, errs.Invalid(errs.Field{Field: "", Reason: reasonObject})
-	}
 	var id, typ, data []byte // the values of the keys, nil when absent
 	var unknown []string
-	for _, m := range ms {
+	kind := scanObject(msg, func(m jsonMember) {
 		switch {
 		case m.is("id"):
 			id = m.val
@@ -63,6 +55,12 @@ func decodeCommand(msg []byte) (command, error) {
 		default:
 			unknown = append(unknown, m.name())
 		}
+	})
+	switch kind {
+	case jsonInvalid:
+		return command{}, errNotJSON
+	case jsonOther:
+		return command{}, errs.Invalid(errs.Field{Field: "", Reason: reasonObject})
 	}
 	var cmd command
 	var f errs.Fields
@@ -200,22 +198,26 @@ func isNull(raw json.RawMessage) bool { return bytes.Equal(bytes.TrimSpace(raw),
 // keys are checked in the pass that checks the text (jsonscan.go); the
 // values are decoded by encoding/json.
 func strictDecode(data []byte, v any, where string) error {
-	var buf [8]jsonMember
-	ms, kind := scanObject(data, buf[:0])
-	if kind == jsonInvalid || kind == jsonOther {
-		return errs.Invalid(errs.Field{Field: where, Reason: reasonObject})
-	}
 	fields := dataFieldsOf(reflect.TypeOf(v).Elem())
 	var unknown []string
-	for _, m := range ms {
+	var buf [maxPlainMembers]jsonMember
+	ms, plain := buf[:0], fields.strings != nil // the members, while setPlainStrings may take them
+	kind := scanObject(data, func(m jsonMember) {
 		if !knownKey(fields.known, m) {
 			unknown = append(unknown, m.name())
 		}
+		plain = plain && len(ms) < len(buf)
+		if plain {
+			ms = append(ms, m)
+		}
+	})
+	if kind == jsonInvalid || kind == jsonOther {
+		return errs.Invalid(errs.Field{Field: where, Reason: reasonObject})
 	}
 	if len(unknown) > 0 {
 		return unknownFields(unknown)
 	}
-	if kind == jsonObject && setPlainStrings(ms, fields.strings, v) {
+	if kind == jsonObject && plain && setPlainStrings(ms, fields.strings, v) {
 		return nil
 	}
 	err := json.Unmarshal(data, v)
@@ -280,15 +282,17 @@ func dataFieldsOf(t reflect.Type) *dataFields {
 	return d
 }
 
+// maxPlainMembers bounds the members of an object setPlainStrings is
+// given: more than a data struct has fields is an object of repeated keys,
+// left to encoding/json.
+const maxPlainMembers = 8
+
 // setPlainStrings decodes into v (a pointer to a struct whose string
 // fields are strs) an object whose every member names one of them with a
 // plain string (no escape, valid UTF-8), as encoding/json would: each
 // field set to its member's text, the last of a repeated key counting. It
 // says false, having set nothing, when the object is not of that kind.
 func setPlainStrings(ms []jsonMember, strs map[string]int, v any) bool {
-	if strs == nil {
-		return false
-	}
 	for _, m := range ms {
 		if _, ok := plainString(m.val); !ok || m.keyForm == keyEscaped {
 			return false

@@ -56,7 +56,7 @@ var trickyFrames = []string{
 // (command_ref_test.go), errors and decoded values alike.
 func checkAgainstReference(t *testing.T, in []byte) {
 	t.Helper()
-	if _, kind := scanObject(in, nil); (kind != jsonInvalid) != json.Valid(in) {
+	if kind := scanObject(in, func(jsonMember) {}); (kind != jsonInvalid) != json.Valid(in) {
 		t.Fatalf("scanObject(%q): kind %d, json.Valid %v", in, kind, json.Valid(in))
 	}
 	cmd, err := decodeCommand(in)
@@ -150,7 +150,7 @@ func TestScanNestingLimit(t *testing.T) {
 			`{"data":` + strings.Repeat(`{"a":`, depth-1) + "1" + strings.Repeat("}", depth),
 			strings.Repeat(`[{"a":`, depth/2) + "null" + strings.Repeat("}]", depth/2),
 		} {
-			_, kind := scanObject([]byte(in), nil)
+			kind := scanObject([]byte(in), func(jsonMember) {})
 			if (kind != jsonInvalid) != json.Valid([]byte(in)) {
 				t.Errorf("depth %d, %.12s…: kind %d, json.Valid %v", depth, in, kind, json.Valid([]byte(in)))
 			}

@@ -73,62 +73,63 @@ func (m jsonMember) is(name string) bool {
 }
 
 // scanObject checks that b is JSON text and says what its top-level value
-// is; for an object it appends the object's members, in order and
-// duplicates included, to ms. Members are returned only with jsonObject.
-func scanObject(b []byte, ms []jsonMember) ([]jsonMember, jsonKind) {
+// is; for an object it calls each with the object's members, in order and
+// duplicates included, as it scans them: what each is given counts only
+// once scanObject said jsonObject, the rest of the text may still be
+// invalid. each must not keep the member's slices past the text's life.
+func scanObject(b []byte, each func(jsonMember)) jsonKind {
 	i := skipSpace(b, 0)
 	if i == len(b) {
-		return ms, jsonInvalid
+		return jsonInvalid
 	}
 	if b[i] != '{' {
 		end := skipValue(b, i, 0)
 		if end < 0 || skipSpace(b, end) != len(b) {
-			return ms, jsonInvalid
+			return jsonInvalid
 		}
 		if string(b[i:end]) == "null" {
-			return ms, jsonNull
+			return jsonNull
 		}
-		return ms, jsonOther
+		return jsonOther
 	}
-	start := len(ms)
-	ms, end := scanMembers(b, i, ms)
+	end := scanMembers(b, i, each)
 	if end < 0 || skipSpace(b, end) != len(b) {
-		return ms[:start], jsonInvalid
+		return jsonInvalid
 	}
-	return ms, jsonObject
+	return jsonObject
 }
 
-// scanMembers scans the object at b[i] ('{'), appending its members to
-// ms, and returns them and the index after it, or -1 when it is not valid.
-func scanMembers(b []byte, i int, ms []jsonMember) ([]jsonMember, int) {
+// scanMembers scans the object at b[i] ('{'), calling each with its
+// members, and returns the index after it, or -1 when it is not valid.
+func scanMembers(b []byte, i int, each func(jsonMember)) int {
 	i = skipSpace(b, i+1)
 	if i < len(b) && b[i] == '}' {
-		return ms, i + 1
+		return i + 1
 	}
 	for {
 		keyEnd, next, form := keyThenColon(b, i)
 		if next < 0 {
-			return ms, -1
+			return -1
 		}
 		m := jsonMember{key: b[i:keyEnd], keyForm: form}
 		i = skipSpace(b, next)
 		end := skipValue(b, i, 1)
 		if end < 0 {
-			return ms, -1
+			return -1
 		}
 		m.val = b[i:end:end]
-		ms = append(ms, m)
+		each(m)
 		i = skipSpace(b, end)
 		if i == len(b) {
-			return ms, -1
+			return -1
 		}
 		switch b[i] {
 		case '}':
-			return ms, i + 1
+			return i + 1
 		case ',':
 			i = skipSpace(b, i+1)
 		default:
-			return ms, -1
+			return -1
 		}
 	}
 }

@@ -79,28 +79,27 @@ func laneOf(cmd command) string {
 // value that is not a plain string) it says it cannot tell, and the data
 // is decoded.
 func plainConversationID(data []byte) (string, bool) {
-	var buf [8]jsonMember
-	ms, kind := scanObject(data, buf[:0])
-	if kind != jsonObject {
-		return laneNone, true
-	}
 	var id []byte
-	for _, m := range ms {
+	sure := true
+	kind := scanObject(data, func(m jsonMember) {
+		if !sure {
+			return
+		}
 		if m.keyForm != keyASCII {
-			return "", false
+			sure = false
+			return
 		}
 		switch k := m.text(); {
 		case string(k) == conversationIDKey:
-			s, ok := plainString(m.val)
-			if !ok {
-				return "", false
-			}
-			id = s
+			id, sure = plainString(m.val)
 		case len(k) == len(conversationIDKey) && strings.EqualFold(string(k), conversationIDKey):
-			return "", false
+			sure = false
 		}
+	})
+	if kind != jsonObject {
+		return laneNone, true
 	}
-	return string(id), true
+	return string(id), sure
 }
 
 // conversationIDKey is the key of a command data's conversation.
