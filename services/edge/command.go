@@ -253,6 +253,7 @@ type dataFields struct {
 // dataFieldCache caches the dataFields of the command structs.
 var dataFieldCache sync.Map // reflect.Type -> *dataFields
 
+// dataFieldsOf is the dataFields of struct t, made once per type.
 func dataFieldsOf(t reflect.Type) *dataFields {
 	if d, ok := dataFieldCache.Load(t); ok {
 		return d.(*dataFields)

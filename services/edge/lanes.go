@@ -96,10 +96,13 @@ func plainConversationID(data []byte) (string, bool) {
 			sure = false
 		}
 	})
-	if kind != jsonObject {
+	switch {
+	case kind != jsonObject:
 		return laneNone, true
+	case !sure:
+		return "", false
 	}
-	return string(id), sure
+	return string(id), true
 }
 
 // conversationIDKey is the key of a command data's conversation.
