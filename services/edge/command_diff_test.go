@@ -203,5 +203,3 @@ func BenchmarkDecodeSend(b *testing.B) {
 func reportCPU(b *testing.B, cpu0 int64) {
 	b.ReportMetric(float64(cpuNanos()-cpu0)/float64(b.N), "cpu-ns/op")
 }
-
-
