@@ -1,0 +1,7 @@
+package natsx
+
+// For the tests in natsx_test.
+var (
+	ParsePubAck = parsePubAck
+	ScanPubAck  = scanPubAck
+)
