@@ -66,12 +66,8 @@ func (s *Service) appendEvent(ctx context.Context, org, conv string, ev *chatv1.
 		if err != nil {
 			return appended{}, err
 		}
-		opts := []jetstream.PublishOpt{jetstream.WithExpectLastSequencePerSubject(prev)}
-		if dedupeID != "" {
-			opts = append(opts, jetstream.WithMsgID(dedupeID))
-		}
 		wctx, cancel := write(ctx)
-		ack, err := s.js.PublishMsg(wctx, &nats.Msg{Subject: subject, Data: data}, opts...)
+		ack, err := natsx.PublishExpect(wctx, s.nc, natsx.ExpectMsg{Subject: subject, Data: data, LastSubjectSeq: prev, MsgID: dedupeID})
 		cancel()
 		if natsx.IsWrongLastSequence(err) {
 			// Another instance appended first: learn the new tail.

@@ -117,6 +117,7 @@ func (c *Config) setDefaults() error {
 // checks of one bucket are serialized by the cache's stripe lock.
 type Limiter struct {
 	cfg    Config
+	nc     *nats.Conn // for the bucket writes (natsx.PublishExpect)
 	js     jetstream.JetStream
 	stream jetstream.Stream // behind chat_ratelimit
 	log    *slog.Logger
@@ -152,6 +153,7 @@ func New(ctx context.Context, nc *nats.Conn, cfg Config) (*Limiter, error) {
 	}
 	l := &Limiter{
 		cfg:   cfg,
+		nc:    nc,
 		js:    js,
 		log:   cfg.Logger.With("service", names.RateLimit),
 		cache: newCache(cfg.CacheSize),

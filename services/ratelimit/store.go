@@ -56,8 +56,8 @@ func (l *Limiter) store(ctx context.Context, key string, st state, rev uint64, l
 	if err != nil {
 		return 0, err
 	}
-	ack, err := l.js.PublishMsg(ctx, &nats.Msg{Subject: names.KVSubject(names.BucketRateLimit, key), Data: data},
-		jetstream.WithExpectLastSequencePerSubject(rev), jetstream.WithMsgTTL(life))
+	ack, err := natsx.PublishExpect(ctx, l.nc, natsx.ExpectMsg{Subject: names.KVSubject(names.BucketRateLimit, key), Data: data,
+		LastSubjectSeq: rev, TTL: life})
 	if err != nil {
 		if natsx.IsWrongLastSequence(err) {
 			return 0, err
