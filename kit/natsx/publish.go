@@ -55,17 +55,28 @@ func PublishExpect(ctx context.Context, nc *nats.Conn, m ExpectMsg) (jetstream.P
 }
 
 // expectRequest is m as the request jetstream.PublishMsg would send: the
-// header values are formatted as its applyPublishHeaders does.
+// header values are formatted as its applyPublishHeaders does. The message
+// and its header values are one allocation (nats.go does not keep a
+// request's message once it is sent).
 func expectRequest(m ExpectMsg) *nats.Msg {
+	r := &struct {
+		msg  nats.Msg
+		vals [3]string
+	}{}
 	h := make(nats.Header, 3)
-	h[jetstream.ExpectedLastSubjSeqHeader] = []string{strconv.FormatUint(m.LastSubjectSeq, 10)}
+	add := func(i int, key, value string) {
+		r.vals[i] = value
+		h[key] = r.vals[i : i+1 : i+1]
+	}
+	add(0, jetstream.ExpectedLastSubjSeqHeader, strconv.FormatUint(m.LastSubjectSeq, 10))
 	if m.MsgID != "" {
-		h[jetstream.MsgIDHeader] = []string{m.MsgID}
+		add(1, jetstream.MsgIDHeader, m.MsgID)
 	}
 	if m.TTL > 0 {
-		h[jetstream.MsgTTLHeader] = []string{m.TTL.String()}
+		add(2, jetstream.MsgTTLHeader, m.TTL.String())
 	}
-	return &nats.Msg{Subject: m.Subject, Data: m.Data, Header: h}
+	r.msg = nats.Msg{Subject: m.Subject, Data: m.Data, Header: h}
+	return &r.msg
 }
 
 // requestStream sends msg and waits for its answer, retrying a request

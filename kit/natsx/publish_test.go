@@ -115,24 +115,36 @@ func sameOutcome(t *testing.T, what string, want *jetstream.PubAck, wantErr erro
 func TestPublishExpectLikePublishMsg(t *testing.T) {
 	p := newPubPair(t, jetstream.FileStorage)
 	ctx := context.Background()
+	// The server checks the expected sequence before the message id: a
+	// resend is a duplicate only when it expects the subject's last.
 	ops := []pubOp{
-		{subject: "x", expect: 0, id: "m1"},
-		{subject: "x", expect: 0, id: "m1"}, // duplicate
-		{subject: "x", expect: 5, id: "m1"}, // duplicate, whatever it expects
-		{subject: "x", expect: 0, id: "m2"}, // wrong last sequence
-		{subject: "x", expect: 7},           // wrong last sequence
-		{subject: "y", expect: 0},
-		{subject: "x", expect: 1, id: "m3"},
-		{subject: "y", expect: 3, ttl: time.Hour},
-		{subject: "y", expect: 3, ttl: 90 * time.Second}, // wrong last sequence
-		{subject: "z", expect: 0, id: "m4", ttl: 1500 * time.Millisecond},
-		{subject: "z", expect: 0, id: "m4", ttl: time.Hour}, // duplicate
+		{subject: "x", expect: 0, id: "m1"},                               // seq 1
+		{subject: "x", expect: 1, id: "m1"},                               // duplicate of 1
+		{subject: "x", expect: 0, id: "m1"},                               // wrong last sequence
+		{subject: "x", expect: 0, id: "m2"},                               // wrong last sequence
+		{subject: "x", expect: 7},                                         // wrong last sequence
+		{subject: "y", expect: 0},                                         // seq 2
+		{subject: "x", expect: 1, id: "m3"},                               // seq 3
+		{subject: "y", expect: 2, ttl: time.Hour},                         // seq 4
+		{subject: "y", expect: 2, ttl: 90 * time.Second},                  // wrong last sequence
+		{subject: "z", expect: 0, id: "m4", ttl: 1500 * time.Millisecond}, // seq 5
+		{subject: "z", expect: 5, id: "m4", ttl: time.Hour},               // duplicate of 5
 	}
+	var duplicates, wrong int
 	for i, op := range ops {
 		what := fmt.Sprintf("op %d %+v", i, op)
 		want, wantErr := p.viaJetStream(ctx, op, "a.")
 		got, err := p.viaNatsx(ctx, op, "b.")
 		sameOutcome(t, what, want, wantErr, got, err)
+		if err == nil && got.Duplicate {
+			duplicates++
+		}
+		if natsx.IsWrongLastSequence(err) {
+			wrong++
+		}
+	}
+	if duplicates != 2 || wrong != 4 {
+		t.Fatalf("%d duplicates and %d wrong last sequences, want 2 and 4", duplicates, wrong)
 	}
 	for _, subj := range []string{"x", "y", "z"} {
 		a, errA := p.a.GetLastMsgForSubject(ctx, "a."+subj)
