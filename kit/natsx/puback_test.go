@@ -163,9 +163,12 @@ func FuzzParsePubAck(f *testing.F) {
 // BenchmarkParsePubAck reads the usual ack (and a duplicate's) with the
 // scan and with nats.go's encoding/json decoding.
 func BenchmarkParsePubAck(b *testing.B) {
-	for _, shape := range []string{`{"stream":"chat_events","seq":1234567}`, `{"stream":"chat_events","seq":1234567,"duplicate": true}`} {
-		data := []byte(shape)
-		b.Run("scan", func(b *testing.B) {
+	for _, c := range []struct{ name, ack string }{
+		{"ack", `{"stream":"chat_events","seq":1234567}`},
+		{"duplicate", `{"stream":"chat_events","seq":1234567,"duplicate": true}`},
+	} {
+		data := []byte(c.ack)
+		b.Run(c.name+"/scan", func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
 				if _, err := natsx.ParsePubAck(data); err != nil {
@@ -173,7 +176,7 @@ func BenchmarkParsePubAck(b *testing.B) {
 				}
 			}
 		})
-		b.Run("json", func(b *testing.B) {
+		b.Run(c.name+"/json", func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
 				if _, err := refParse(data); err != nil {
