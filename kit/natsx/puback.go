@@ -6,6 +6,8 @@ import (
 	"strconv"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/switchboard-chat/switchboard/kit/jsonscan"
 )
 
 // parsePubAck reads a stream's answer to a publish exactly as
@@ -56,148 +58,60 @@ func decodePubAck(data []byte) (jetstream.PubAck, error) {
 }
 
 // scanPubAck reads data if it is a flat JSON object of the keys the server
-// writes in an ack, each with a value of its type (strings of printable
-// ASCII without escapes, integers without sign, fraction or exponent);
-// ok is false for anything else, which encoding/json then decides on.
-// Whatever it accepts is valid JSON that encoding/json decodes into the
-// same PubAck: keys match exactly (encoding/json's case-insensitive match
-// is left to it), a repeated key's last value wins as there, and "batch"
-// and "count", which jetstream.PubAck lacks, are skipped as there.
+// writes in an ack, each with a value of its type (strings without
+// escapes, integers without sign, fraction or exponent, true or false); ok
+// is false for anything else, which encoding/json then decides on. What it
+// accepts, encoding/json decodes into the same PubAck: the text is valid
+// JSON (jsonscan checks it as json.Valid does), keys match exactly
+// (encoding/json's case-insensitive match is left to it), a repeated
+// key's last value wins as there, and "batch" and "count", which
+// jetstream.PubAck lacks, are skipped as there.
 func scanPubAck(data []byte) (ack jetstream.PubAck, ok bool) {
-	s := ackScanner{b: data}
-	if !s.next('{') {
-		return ack, false
-	}
-	if s.next('}') {
-		return ack, s.end()
-	}
-	for {
-		key, ok := s.str()
-		if !ok || !s.next(':') || !s.field(&ack, key) {
-			return ack, false
+	ok = true
+	kind := jsonscan.Scan(data, func(m jsonscan.Member) {
+		if ok {
+			ok = m.Form == jsonscan.KeyASCII && ackField(&ack, string(m.Text()), m.Val)
 		}
-		if s.next('}') {
-			return ack, s.end()
-		}
-		if !s.next(',') {
-			return ack, false
-		}
-	}
+	})
+	return ack, ok && kind == jsonscan.Object
 }
 
-// ackScanner is a position in an ack being scanned. Every method that
-// succeeds moves past what it read, so a scan ends within len(b) steps.
-type ackScanner struct {
-	b []byte
-	i int
-}
-
-// field reads the value of key into ack.
-func (s *ackScanner) field(ack *jetstream.PubAck, key []byte) bool {
+// ackField reads val, the value of key in an ack, into ack.
+func ackField(ack *jetstream.PubAck, key string, val []byte) bool {
 	var ok bool
-	switch string(key) {
+	switch key {
 	case "stream":
-		ack.Stream, ok = s.text()
+		ack.Stream, ok = ackText(val)
 	case "domain":
-		ack.Domain, ok = s.text()
+		ack.Domain, ok = ackText(val)
 	case "val":
-		ack.Value, ok = s.text()
+		ack.Value, ok = ackText(val)
 	case "seq":
-		ack.Sequence, ok = s.uint()
+		ack.Sequence, ok = ackUint(val)
 	case "duplicate":
-		ack.Duplicate, ok = s.bool()
+		ack.Duplicate, ok = string(val) == "true", string(val) == "true" || string(val) == "false"
 	case "batch":
-		_, ok = s.str()
+		_, ok = jsonscan.PlainString(val)
 	case "count":
-		_, ok = s.uint()
+		_, ok = ackUint(val)
 	}
 	return ok
 }
 
-// space skips JSON whitespace.
-func (s *ackScanner) space() {
-	for s.i < len(s.b) {
-		switch s.b[s.i] {
-		case ' ', '\t', '\n', '\r':
-			s.i++
-		default:
-			return
+// ackText is val when it is a string without escapes.
+func ackText(val []byte) (string, bool) {
+	s, ok := jsonscan.PlainString(val)
+	return string(s), ok
+}
+
+// ackUint is val when it is a number of digits alone that fits a uint64
+// (the scan refused a leading zero).
+func ackUint(val []byte) (uint64, bool) {
+	for _, c := range val {
+		if c < '0' || c > '9' {
+			return 0, false
 		}
 	}
-}
-
-// next consumes c, after whitespace, if it comes next.
-func (s *ackScanner) next(c byte) bool {
-	s.space()
-	if s.i < len(s.b) && s.b[s.i] == c {
-		s.i++
-		return true
-	}
-	return false
-}
-
-// end reports that only whitespace is left.
-func (s *ackScanner) end() bool {
-	s.space()
-	return s.i == len(s.b)
-}
-
-// str reads a string of printable ASCII without escapes and returns its
-// contents (in b).
-func (s *ackScanner) str() ([]byte, bool) {
-	if !s.next('"') {
-		return nil, false
-	}
-	start := s.i
-	for ; s.i < len(s.b); s.i++ {
-		switch c := s.b[s.i]; {
-		case c == '"':
-			s.i++
-			return s.b[start : s.i-1], true
-		case c < 0x20 || c > 0x7e || c == '\\':
-			return nil, false
-		}
-	}
-	return nil, false
-}
-
-// text is str as a string.
-func (s *ackScanner) text() (string, bool) {
-	b, ok := s.str()
-	return string(b), ok
-}
-
-// uint reads 0 or an integer without a leading zero that fits a uint64.
-// What follows it is the caller's to check: a fraction or an exponent
-// is not a comma or a brace.
-func (s *ackScanner) uint() (uint64, bool) {
-	s.space()
-	start := s.i
-	if s.i < len(s.b) && s.b[s.i] == '0' {
-		s.i++
-		return 0, true
-	}
-	for s.i < len(s.b) && s.b[s.i] >= '0' && s.b[s.i] <= '9' {
-		s.i++
-	}
-	if s.i == start {
-		return 0, false
-	}
-	n, err := strconv.ParseUint(string(s.b[start:s.i]), 10, 64)
+	n, err := strconv.ParseUint(string(val), 10, 64)
 	return n, err == nil
-}
-
-// bool reads true or false.
-func (s *ackScanner) bool() (bool, bool) {
-	s.space()
-	rest := s.b[s.i:]
-	switch {
-	case len(rest) >= 4 && string(rest[:4]) == "true":
-		s.i += 4
-		return true, true
-	case len(rest) >= 5 && string(rest[:5]) == "false":
-		s.i += 5
-		return false, true
-	}
-	return false, false
 }

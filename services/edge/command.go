@@ -13,6 +13,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/switchboard-chat/switchboard/kit/errs"
+	"github.com/switchboard-chat/switchboard/kit/jsonscan"
 )
 
 // command is a client frame: {"id", "type", "data"}.
@@ -34,7 +35,7 @@ var errNotJSON = errors.New("frame is not JSON")
 const maxCommandID = 64
 
 // decodeCommand parses a frame's envelope, in one pass over the bytes
-// (jsonscan.go). A frame that is not JSON is errNotJSON; a JSON frame that
+// (kit/jsonscan). A frame that is not JSON is errNotJSON; a JSON frame that
 // is not a valid command is an *errs.Error (validation_failed) whose
 // command still carries the id when it had a valid one. The command's Data
 // is a slice of msg, which must not change while the command lives (the
@@ -44,22 +45,22 @@ const maxCommandID = 64
 func decodeCommand(msg []byte) (command, error) {
 	var id, typ, data []byte // the values of the keys, nil when absent
 	var unknown []string
-	kind := scanObject(msg, func(m jsonMember) {
+	kind := jsonscan.Scan(msg, func(m jsonscan.Member) {
 		switch {
-		case m.is("id"):
-			id = m.val
-		case m.is("type"):
-			typ = m.val
-		case m.is("data"):
-			data = m.val
+		case m.Is("id"):
+			id = m.Val
+		case m.Is("type"):
+			typ = m.Val
+		case m.Is("data"):
+			data = m.Val
 		default:
-			unknown = append(unknown, m.name())
+			unknown = append(unknown, m.Name())
 		}
 	})
 	switch kind {
-	case jsonInvalid:
+	case jsonscan.Invalid:
 		return command{}, errNotJSON
-	case jsonOther:
+	case jsonscan.Other:
 		return command{}, errs.Invalid(errs.Field{Field: "", Reason: reasonObject})
 	}
 	var cmd command
@@ -104,7 +105,7 @@ func unknownFields(keys []string) error {
 
 // jsonString decodes val, a scanned JSON value, when it is a string.
 func jsonString(val []byte) (string, bool) {
-	if s, ok := plainString(val); ok {
+	if s, ok := jsonscan.PlainString(val); ok {
 		return string(s), true
 	}
 	var s string
@@ -123,7 +124,7 @@ var commandNames = sync.OnceValue(func() map[string]string {
 
 // commandName decodes val, a scanned JSON string, the type of a command.
 func commandName(val []byte) string {
-	if s, ok := plainString(val); ok {
+	if s, ok := jsonscan.PlainString(val); ok {
 		if name, ok := commandNames()[string(s)]; ok {
 			return name
 		}
@@ -195,29 +196,29 @@ func isNull(raw json.RawMessage) bool { return bytes.Equal(bytes.TrimSpace(raw),
 // turns the decoder's complaints into field errors a client can act on.
 // Field names match exactly (encoding/json alone would take "Type" for
 // "type"); where names the object in errors about the object itself. The
-// keys are checked in the pass that checks the text (jsonscan.go); the
+// keys are checked in the pass that checks the text (kit/jsonscan); the
 // values are decoded by encoding/json.
 func strictDecode(data []byte, v any, where string) error {
 	fields := dataFieldsOf(reflect.TypeOf(v).Elem())
 	var unknown []string
-	var buf [maxPlainMembers]jsonMember
+	var buf [maxPlainMembers]jsonscan.Member
 	ms, plain := buf[:0], fields.strings != nil // the members, while setPlainStrings may take them
-	kind := scanObject(data, func(m jsonMember) {
+	kind := jsonscan.Scan(data, func(m jsonscan.Member) {
 		if !knownKey(fields.known, m) {
-			unknown = append(unknown, m.name())
+			unknown = append(unknown, m.Name())
 		}
 		plain = plain && len(ms) < len(buf)
 		if plain {
 			ms = append(ms, m)
 		}
 	})
-	if kind == jsonInvalid || kind == jsonOther {
+	if kind == jsonscan.Invalid || kind == jsonscan.Other {
 		return errs.Invalid(errs.Field{Field: where, Reason: reasonObject})
 	}
 	if len(unknown) > 0 {
 		return unknownFields(unknown)
 	}
-	if kind == jsonObject && plain && setPlainStrings(ms, fields.strings, v) {
+	if kind == jsonscan.Object && plain && setPlainStrings(ms, fields.strings, v) {
 		return nil
 	}
 	err := json.Unmarshal(data, v)
@@ -233,11 +234,11 @@ func strictDecode(data []byte, v any, where string) error {
 
 // knownKey says whether m's key is one of known, without allocating when
 // the key is plain.
-func knownKey(known map[string]bool, m jsonMember) bool {
-	if m.plain() {
-		return known[string(m.text())]
+func knownKey(known map[string]bool, m jsonscan.Member) bool {
+	if m.Plain() {
+		return known[string(m.Text())]
 	}
-	return known[m.name()]
+	return known[m.Name()]
 }
 
 // dataFields is what strictDecode knows of a command data struct.
@@ -293,19 +294,19 @@ const maxPlainMembers = 8
 // plain string (no escape, valid UTF-8), as encoding/json would: each
 // field set to its member's text, the last of a repeated key counting. It
 // says false, having set nothing, when the object is not of that kind.
-func setPlainStrings(ms []jsonMember, strs map[string]int, v any) bool {
+func setPlainStrings(ms []jsonscan.Member, strs map[string]int, v any) bool {
 	for _, m := range ms {
-		if _, ok := plainString(m.val); !ok || m.keyForm == keyEscaped {
+		if _, ok := jsonscan.PlainString(m.Val); !ok || m.Form == jsonscan.KeyEscaped {
 			return false
 		}
-		if _, ok := strs[string(m.text())]; !ok {
+		if _, ok := strs[string(m.Text())]; !ok {
 			return false
 		}
 	}
 	rv := reflect.ValueOf(v).Elem()
 	for _, m := range ms {
-		s, _ := plainString(m.val)
-		rv.Field(strs[string(m.text())]).SetString(string(s))
+		s, _ := jsonscan.PlainString(m.Val)
+		rv.Field(strs[string(m.Text())]).SetString(string(s))
 	}
 	return true
 }

@@ -4,8 +4,9 @@ import (
 	"bytes"
 	"encoding/json"
 	"reflect"
-	"strings"
 	"testing"
+
+	"github.com/switchboard-chat/switchboard/kit/jsonscan"
 )
 
 // trickyFrames are inputs where a decoder of its own could part from
@@ -59,8 +60,8 @@ var trickyFrames = []string{
 // (command_ref_test.go), errors and decoded values alike.
 func checkAgainstReference(t *testing.T, in []byte) {
 	t.Helper()
-	if kind := scanObject(in, func(jsonMember) {}); (kind != jsonInvalid) != json.Valid(in) {
-		t.Fatalf("scanObject(%q): kind %d, json.Valid %v", in, kind, json.Valid(in))
+	if kind := jsonscan.Scan(in, func(jsonscan.Member) {}); (kind != jsonscan.Invalid) != json.Valid(in) {
+		t.Fatalf("jsonscan.Scan(%q): kind %d, json.Valid %v", in, kind, json.Valid(in))
 	}
 	cmd, err := decodeCommand(in)
 	want, wantErr := decodeCommandRef(in)
@@ -145,28 +146,9 @@ func FuzzDecodeMatchesReference(f *testing.F) {
 	f.Fuzz(func(t *testing.T, in []byte) { checkAgainstReference(t, in) })
 }
 
-// The scanner's nesting limit is encoding/json's, to the level.
-func TestScanNestingLimit(t *testing.T) {
-	for _, depth := range []int{maxJSONDepth - 1, maxJSONDepth, maxJSONDepth + 1} {
-		for _, in := range []string{
-			strings.Repeat("[", depth) + strings.Repeat("]", depth),
-			`{"data":` + strings.Repeat(`{"a":`, depth-1) + "1" + strings.Repeat("}", depth),
-			strings.Repeat(`[{"a":`, depth/2) + "null" + strings.Repeat("}]", depth/2),
-		} {
-			kind := scanObject([]byte(in), func(jsonMember) {})
-			if (kind != jsonInvalid) != json.Valid([]byte(in)) {
-				t.Errorf("depth %d, %.12s…: kind %d, json.Valid %v", depth, in, kind, json.Valid([]byte(in)))
-			}
-		}
-	}
-	if !json.Valid([]byte(strings.Repeat("[", maxJSONDepth) + strings.Repeat("]", maxJSONDepth))) {
-		t.Errorf("encoding/json's limit is not %d", maxJSONDepth)
-	}
-}
-
 // BenchmarkDecodeSend is the read path of a typical message:send frame:
 // the envelope, the lane, the data decoded and checked; ref is the
-// encoding/json decoding jsonscan.go replaced. cpu-ns/op is the process's
+// encoding/json decoding kit/jsonscan replaced. cpu-ns/op is the process's
 // CPU time (garbage collection included), steadier than ns/op on a busy
 // machine.
 func BenchmarkDecodeSend(b *testing.B) {

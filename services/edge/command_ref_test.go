@@ -13,7 +13,7 @@ import (
 	"github.com/switchboard-chat/switchboard/kit/errs"
 )
 
-// The decoding of commands as it was before jsonscan.go, through
+// The decoding of commands as it was before kit/jsonscan, through
 // encoding/json alone: the reference the differential tests
 // (command_diff_test.go) hold decodeCommand, strictDecode and laneOf to.
 // Kept as it was written; only the names changed.

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"strings"
 	"time"
+
+	"github.com/switchboard-chat/switchboard/kit/jsonscan"
 )
 
 // Commands of one connection in flight (docs/protocol.md, Per-connection
@@ -14,8 +16,9 @@ import (
 // one at a time in the order they came, on one goroutine while the lane
 // has work (a worker of the Server's pool, kit/gopool, which keeps the
 // stack it grew for the next lane of any connection); different lanes,
-// and commands of no lane, run side by side. A command of the inline lane runs on the reader itself, so nothing
-// read after it starts before it is answered. At most MaxCommandsInFlight
+// and commands of no lane, run side by side. A command of the inline lane
+// runs on the reader itself, so nothing read after it starts before it is
+// answered. At most MaxCommandsInFlight
 // commands of a connection are accepted and not yet answered; the reader
 // waits for one to end before it takes the next (back-pressure: a client
 // that floods stops being read, nothing is refused), so a connection costs
@@ -70,7 +73,7 @@ func laneOf(cmd command) string {
 }
 
 // plainConversationID is the conversationId of a command's data, found in
-// one scan (jsonscan.go) when encoding/json's answer is plain to see: data
+// one scan (kit/jsonscan) when encoding/json's answer is plain to see: data
 // that is not an object names none (encoding/json would fail, or, for
 // null, find none); an object whose keys are ASCII without escapes and
 // whose conversationId, each time it comes, is a string without escapes,
@@ -81,23 +84,23 @@ func laneOf(cmd command) string {
 func plainConversationID(data []byte) (string, bool) {
 	var id []byte
 	sure := true
-	kind := scanObject(data, func(m jsonMember) {
+	kind := jsonscan.Scan(data, func(m jsonscan.Member) {
 		if !sure {
 			return
 		}
-		if m.keyForm != keyASCII {
+		if m.Form != jsonscan.KeyASCII {
 			sure = false
 			return
 		}
-		switch k := m.text(); {
+		switch k := m.Text(); {
 		case string(k) == conversationIDKey:
-			id, sure = plainString(m.val)
+			id, sure = jsonscan.PlainString(m.Val)
 		case len(k) == len(conversationIDKey) && strings.EqualFold(string(k), conversationIDKey):
 			sure = false
 		}
 	})
 	switch {
-	case kind != jsonObject:
+	case kind != jsonscan.Object:
 		return laneNone, true
 	case !sure:
 		return "", false
@@ -146,8 +149,8 @@ func (c *conn) dispatch(key string, cmd command) {
 
 // work is a lane on its pool worker: it runs cmd, then the lane's queue,
 // and returns the worker when the queue is empty (l nil: a command of no
-// lane, alone). Once the
-// connection stopped, what is still queued is dropped.
+// lane, alone). Once the connection stopped, what is still queued is
+// dropped.
 func (c *conn) work(key string, l *lane, cmd command) {
 	for {
 		c.exec(cmd)

@@ -14,10 +14,9 @@ import (
 // idle connection has no goroutine at all: when a socket becomes readable a
 // goroutine (a worker of the Server's pool, shared by every connection and
 // ended once idle a while) reads one frame, runs it, and hands the socket
-// back. Sockets
-// are registered one-shot: one reader at a time per connection, which
-// checks its commands in the order they came and hands them to their lanes
-// (lanes.go).
+// back. Sockets are registered one-shot: one reader at a time per
+// connection, which checks its commands in the order they came and hands
+// them to their lanes (lanes.go).
 type poller struct {
 	epfd   int
 	mu     sync.Mutex

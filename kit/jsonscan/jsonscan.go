@@ -1,4 +1,9 @@
-package edge
+// Package jsonscan checks JSON text as json.Valid does and, in the same
+// pass, hands over the members of a top-level object, for the read paths
+// that see one small object per message (a client's command at the edge,
+// a stream's ack to a publish) and want its few keys without the maps,
+// copies and reflection of encoding/json.
+package jsonscan
 
 import (
 	"bytes"
@@ -6,102 +11,101 @@ import (
 	"unicode/utf8"
 )
 
-// A small scanner of JSON text for the read path of every command: it
-// checks the text as json.Valid does (the same grammar, the same nesting
-// limit, bytes of 0x80 and more taken as they are) and, in the same pass,
-// gives the members of a top-level object in order, as slices of the text:
-// no map, no copy, no reflection. Decoding a member's value stays with
-// encoding/json where it is not a plain string. Every loop is bounded by
-// the text's length; nesting is followed with a stack of one byte a
-// level, at most maxJSONDepth.
+// Scan checks the text as json.Valid does (the same grammar, the same
+// nesting limit, bytes of 0x80 and more taken as they are) and, in the
+// same pass, gives the members of a top-level object in order, as slices
+// of the text: no map, no copy, no reflection. Decoding a member's value
+// stays with encoding/json where it is not a plain string. Every loop is
+// bounded by the text's length; nesting is followed with a stack of one
+// byte a level, at most MaxDepth.
 
-// maxJSONDepth is encoding/json's nesting limit (its scanner's
+// MaxDepth is encoding/json's nesting limit (its scanner's
 // maxNestingDepth): text nested deeper is not JSON to it, nor to us.
-const maxJSONDepth = 10000
+const MaxDepth = 10000
 
-// jsonKind is what a JSON text's top-level value is, as far as commands
+// Kind is what a JSON text's top-level value is, as far as its readers
 // care.
-type jsonKind uint8
+type Kind uint8
 
 const (
-	jsonInvalid jsonKind = iota // not JSON text
-	jsonObject
-	jsonNull
-	jsonOther // an array, string, number or boolean
+	Invalid Kind = iota // not JSON text
+	Object
+	Null
+	Other // an array, string, number or boolean
 )
 
-// jsonMember is one member of a scanned object: key is the key as written,
-// quotes included, and val the value's text, without surrounding space.
-type jsonMember struct {
-	key, val []byte
-	keyForm  keyForm
+// Member is one member of a scanned object: Key is the key as written,
+// quotes included, and Val the value's text, without surrounding space.
+type Member struct {
+	Key, Val []byte
+	Form     KeyForm
 }
 
-// keyForm says how a key is written.
-type keyForm uint8
+// KeyForm says how a key is written.
+type KeyForm uint8
 
 const (
-	keyASCII   keyForm = iota // ASCII, no escape: its text is its name
-	keyUTF8                   // valid UTF-8, not all ASCII, no escape: its text is its name
-	keyEscaped                // an escape or invalid UTF-8: its name must be decoded
+	KeyASCII   KeyForm = iota // ASCII, no escape: its text is its name
+	KeyUTF8                   // valid UTF-8, not all ASCII, no escape: its text is its name
+	KeyEscaped                // an escape or invalid UTF-8: its name must be decoded
 )
 
-// plain says the key's text between its quotes is its name.
-func (m jsonMember) plain() bool { return m.keyForm != keyEscaped }
+// Plain says the key's text between its quotes is its name.
+func (m Member) Plain() bool { return m.Form != KeyEscaped }
 
-// text is the key's text between its quotes.
-func (m jsonMember) text() []byte { return m.key[1 : len(m.key)-1] }
+// Text is the key's text between its quotes.
+func (m Member) Text() []byte { return m.Key[1 : len(m.Key)-1] }
 
-// name is the member's key as a string, unescaped as encoding/json does
+// Name is the member's key as a string, unescaped as encoding/json does
 // (invalid UTF-8 and lone surrogates become U+FFFD).
-func (m jsonMember) name() string {
-	if m.plain() {
-		return string(m.text())
+func (m Member) Name() string {
+	if m.Plain() {
+		return string(m.Text())
 	}
 	var s string
-	_ = json.Unmarshal(m.key, &s) // the key was scanned: it is a JSON string
+	_ = json.Unmarshal(m.Key, &s) // the key was scanned: it is a JSON string
 	return s
 }
 
-// is says whether the member's key is name (which is plain ASCII), without
+// Is says whether the member's key is name (which is plain ASCII), without
 // allocating when the key is plain.
-func (m jsonMember) is(name string) bool {
-	if m.plain() {
-		return string(m.text()) == name
+func (m Member) Is(name string) bool {
+	if m.Plain() {
+		return string(m.Text()) == name
 	}
-	return m.name() == name
+	return m.Name() == name
 }
 
-// scanObject checks that b is JSON text and says what its top-level value
-// is; for an object it calls each with the object's members, in order and
+// Scan checks that b is JSON text and says what its top-level value is;
+// for an object it calls each with the object's members, in order and
 // duplicates included, as it scans them: what each is given counts only
-// once scanObject said jsonObject, the rest of the text may still be
-// invalid. each must not keep the member's slices past the text's life.
-func scanObject(b []byte, each func(jsonMember)) jsonKind {
+// once Scan said Object, the rest of the text may still be invalid. each
+// must not keep the member's slices past the text's life.
+func Scan(b []byte, each func(Member)) Kind {
 	i := skipSpace(b, 0)
 	if i == len(b) {
-		return jsonInvalid
+		return Invalid
 	}
 	if b[i] != '{' {
 		end := skipValue(b, i, 0)
 		if end < 0 || skipSpace(b, end) != len(b) {
-			return jsonInvalid
+			return Invalid
 		}
 		if string(b[i:end]) == "null" {
-			return jsonNull
+			return Null
 		}
-		return jsonOther
+		return Other
 	}
 	end := scanMembers(b, i, each)
 	if end < 0 || skipSpace(b, end) != len(b) {
-		return jsonInvalid
+		return Invalid
 	}
-	return jsonObject
+	return Object
 }
 
 // scanMembers scans the object at b[i] ('{'), calling each with its
 // members, and returns the index after it, or -1 when it is not valid.
-func scanMembers(b []byte, i int, each func(jsonMember)) int {
+func scanMembers(b []byte, i int, each func(Member)) int {
 	i = skipSpace(b, i+1)
 	if i < len(b) && b[i] == '}' {
 		return i + 1
@@ -111,13 +115,13 @@ func scanMembers(b []byte, i int, each func(jsonMember)) int {
 		if next < 0 {
 			return -1
 		}
-		m := jsonMember{key: b[i:keyEnd], keyForm: form}
+		m := Member{Key: b[i:keyEnd], Form: form}
 		i = skipSpace(b, next)
 		end := skipValue(b, i, 1)
 		if end < 0 {
 			return -1
 		}
-		m.val = b[i:end:end]
+		m.Val = b[i:end:end]
 		each(m)
 		i = skipSpace(b, end)
 		if i == len(b) {
@@ -137,23 +141,23 @@ func scanMembers(b []byte, i int, each func(jsonMember)) int {
 // keyThenColon scans a key at b[i] and the colon after it: it returns
 // the index after the key, the index after the colon (-1 when either is
 // not there) and how the key is written.
-func keyThenColon(b []byte, i int) (keyEnd, next int, form keyForm) {
+func keyThenColon(b []byte, i int) (keyEnd, next int, form KeyForm) {
 	if i >= len(b) || b[i] != '"' {
-		return -1, -1, keyEscaped
+		return -1, -1, KeyEscaped
 	}
 	end, esc, high := scanString(b, i)
 	if end < 0 {
-		return -1, -1, keyEscaped
+		return -1, -1, KeyEscaped
 	}
 	j := skipSpace(b, end)
 	if j == len(b) || b[j] != ':' {
-		return -1, -1, keyEscaped
+		return -1, -1, KeyEscaped
 	}
 	switch {
 	case esc || high && !utf8.Valid(b[i+1:end-1]):
-		form = keyEscaped
+		form = KeyEscaped
 	case high:
-		form = keyUTF8
+		form = KeyUTF8
 	}
 	return end, j + 1, form
 }
@@ -167,10 +171,10 @@ func afterKey(b []byte, i int) int {
 	return -1
 }
 
-// plainString is the text between the quotes of val, a scanned JSON value,
+// PlainString is the text between the quotes of val, a scanned JSON value,
 // when it is a string without escapes and of valid UTF-8, which is then
 // the string itself.
-func plainString(val []byte) ([]byte, bool) {
+func PlainString(val []byte) ([]byte, bool) {
 	if len(val) < 2 || val[0] != '"' || bytes.IndexByte(val, '\\') >= 0 || !utf8.Valid(val) {
 		return nil, false
 	}
@@ -257,7 +261,7 @@ func skipValue(b []byte, i, depth int) int {
 		}
 		switch c := b[i]; c {
 		case '{', '[':
-			if depth+len(open)+1 > maxJSONDepth {
+			if depth+len(open)+1 > MaxDepth {
 				return -1
 			}
 			open = append(open, c)
