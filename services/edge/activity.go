@@ -2,6 +2,7 @@ package edge
 
 import (
 	"context"
+	"iter"
 	"slices"
 	"sync"
 	"time"
@@ -70,8 +71,8 @@ type followedConv struct {
 // follower is one user with sockets here. Guarded by activity.mu.
 type follower struct {
 	org, user string
-	convs     map[string]struct{} // followed conversation ids
-	conns     map[*conn]struct{}
+	convs     map[string]struct{} // followed conversation ids; nil until the first
+	conns     followerConns
 	// loading is true while the user's conversations are asked for (at
 	// the first socket, or again by a resync: activity_resync.go); the
 	// membership events seen meanwhile are kept so the answer, which may
@@ -82,6 +83,54 @@ type follower struct {
 	removed map[string]struct{}
 	added   map[string]struct{}
 	gen     uint64
+}
+
+// followerConns is a follower's sockets: most users have one, which needs
+// no map (this state is kept for every connected user).
+type followerConns struct {
+	one  *conn
+	more map[*conn]struct{} // when there are two or more; then one is nil
+}
+
+func (g *followerConns) add(c *conn) {
+	switch {
+	case g.more != nil:
+		g.more[c] = struct{}{}
+	case g.one == nil || g.one == c:
+		g.one = c
+	default:
+		g.more = map[*conn]struct{}{g.one: {}, c: {}}
+		g.one = nil
+	}
+}
+
+// remove takes c out and returns how many sockets are left.
+func (g *followerConns) remove(c *conn) int {
+	if g.more != nil {
+		delete(g.more, c)
+		return len(g.more)
+	}
+	if g.one == c {
+		g.one = nil
+	}
+	if g.one == nil {
+		return 0
+	}
+	return 1
+}
+
+func (g *followerConns) all() iter.Seq[*conn] {
+	return func(yield func(*conn) bool) {
+		if g.one != nil {
+			yield(g.one)
+			return
+		}
+		for c := range g.more {
+			if !yield(c) {
+				return
+			}
+		}
+	}
 }
 
 // beginLoadLocked starts a load of f's conversations and returns its
@@ -105,10 +154,10 @@ func (h *hub) followUser(c *conn) {
 	f := a.users[key]
 	first := f == nil
 	if first {
-		f = &follower{org: c.org, user: c.user, convs: map[string]struct{}{}, conns: map[*conn]struct{}{}}
+		f = &follower{org: c.org, user: c.user}
 		a.users[key] = f
 	}
-	f.conns[c] = struct{}{}
+	f.conns.add(c)
 	var gen uint64
 	if first {
 		gen = f.beginLoadLocked()
@@ -133,8 +182,7 @@ func (h *hub) unfollowUser(c *conn) {
 	if f == nil {
 		return
 	}
-	delete(f.conns, c)
-	if len(f.conns) > 0 {
+	if f.conns.remove(c) > 0 {
 		return
 	}
 	for conv := range f.convs {
@@ -257,6 +305,9 @@ func (h *hub) followLocked(f *follower, conv string) {
 		h.s.metrics.activitySubs.Inc()
 	}
 	fc.users[f] = struct{}{}
+	if f.convs == nil {
+		f.convs = map[string]struct{}{}
+	}
 	f.convs[conv] = struct{}{}
 }
 
@@ -315,7 +366,7 @@ func (h *hub) openSecondLocked(fc *followedConv) []*conn {
 	fc.timer = time.AfterFunc(activityEvery, func() { h.endSecond(fc) })
 	var conns []*conn
 	for f := range fc.users {
-		for c := range f.conns {
+		for c := range f.conns.all() {
 			conns = append(conns, c)
 		}
 	}

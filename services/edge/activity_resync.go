@@ -176,7 +176,7 @@ func (h *hub) reloadFollower(f *follower) bool {
 		return true // the user left
 	}
 	var who *conn
-	for c := range f.conns {
+	for c := range f.conns.all() {
 		who = c
 		break
 	}

@@ -58,7 +58,7 @@ func TestActivityReloadReplacesTheFollowedSet(t *testing.T) {
 	h := rig.s.hub
 	dave := rig.socket("dave")
 	a := &h.act
-	f := &follower{org: "acme", user: "dave", convs: map[string]struct{}{}, conns: map[*conn]struct{}{dave.c: {}}}
+	f := &follower{org: "acme", user: "dave", convs: map[string]struct{}{}, conns: followerConns{one: dave.c}}
 	a.mu.Lock()
 	a.users["acme.dave"] = f
 	for _, c := range []string{"left", "stays", "removed-during"} {
@@ -114,5 +114,40 @@ func TestActivityResyncIsDebounced(t *testing.T) {
 	}
 	if n := testutil.ToFloat64(rig.s.metrics.activityResyncs.WithLabelValues("reconnect")); n < 1 || n > 2 {
 		t.Fatalf("100 triggers made %v resyncs, want 1 or 2", n)
+	}
+}
+
+// TestFollowerConns: a follower's sockets, one without a map and more with
+// one, in and out in any order.
+func TestFollowerConns(t *testing.T) {
+	a, b, c := &conn{}, &conn{}, &conn{}
+	var g followerConns
+	set := func() []*conn { return slices.Collect(g.all()) }
+	g.add(a)
+	g.add(a)
+	if got := set(); len(got) != 1 || got[0] != a || g.more != nil {
+		t.Fatalf("one socket: %v (map %v)", got, g.more)
+	}
+	if n := g.remove(b); n != 1 {
+		t.Fatalf("removing a stranger left %d", n)
+	}
+	g.add(b)
+	g.add(c)
+	if got := set(); len(got) != 3 || !slices.Contains(got, a) || !slices.Contains(got, b) || !slices.Contains(got, c) {
+		t.Fatalf("three sockets: %v", got)
+	}
+	if n := g.remove(a); n != 2 {
+		t.Fatalf("after one of three left: %d", n)
+	}
+	if n := g.remove(c); n != 1 || set()[0] != b {
+		t.Fatalf("after two of three left: %d %v", n, set())
+	}
+	if n := g.remove(b); n != 0 || len(set()) != 0 {
+		t.Fatalf("after all left: %d %v", n, set())
+	}
+	var h followerConns
+	h.add(a)
+	if n := h.remove(a); n != 0 || len(slices.Collect(h.all())) != 0 {
+		t.Fatalf("one in, one out: %d", n)
 	}
 }
