@@ -158,9 +158,11 @@ func measure(o *options, sys system) (*result, error) {
 	if err != nil {
 		return nil, err
 	}
-	if srv != nil {
-		defer srv.stop()
-	}
+	defer func() {
+		if srv != nil {
+			srv.stop()
+		}
+	}()
 	lg := func(label string, conns, rooms int, rate float64) (*runResult, error) {
 		args := []string{"-conns", strconv.Itoa(conns), "-rooms", strconv.Itoa(rooms), "-rate", fmt.Sprint(rate),
 			"-duration", o.duration.String(), "-size", "100", "-drain", "5s", "-json", "-q"}
@@ -238,6 +240,17 @@ func measure(o *options, sys system) (*result, error) {
 		res.sendCeil = r
 	}
 	if srv != nil && sys.serve == "" && !o.quick {
+		// Memory is measured on a server of its own, started afresh: on
+		// the one that ran the ladders, caches of the runs before (the
+		// store's blocks, pools) are still being let go while the
+		// connections open, and a per-connection figure taken there is
+		// that noise.
+		srv.stop()
+		mem := sys
+		mem.name += "-memory"
+		if srv, err = startServer(o, mem); err != nil {
+			return nil, err
+		}
 		if res.idle, err = idleMemory(o, sys, srv); err != nil {
 			return nil, err
 		}
