@@ -130,13 +130,9 @@ func run(o *options) error {
 	fmt.Fprintf(os.Stderr, "bench-compare: results in %s\n", o.out)
 	load0 := loadavg()
 	started := time.Now()
-	results := map[string]*result{}
-	for _, sys := range systems {
-		res, err := measure(o, sys)
-		if err != nil {
-			return fmt.Errorf("%s: %w", sys.name, err)
-		}
-		results[sys.name] = res
+	results, err := measure(o, systems)
+	if err != nil {
+		return err
 	}
 	printTable(o, systems, results, load0, loadavg(), time.Since(started))
 	if o.scaling {
@@ -145,120 +141,193 @@ func run(o *options) error {
 	return nil
 }
 
-func measure(o *options, sys system) (*result, error) {
-	res := &result{}
-	var srv *server
-	var err error
+// contender is one system while it is measured: its server, if it has one,
+// and where its ladders stand.
+type contender struct {
+	sys  system
+	srv  *server
+	res  *result
+	past int  // fan-out steps run past the first failed one
+	done bool // the ladder under way is over for it
+}
+
+// lg runs one loadgen step against c's system.
+func (c *contender) lg(o *options, label string, conns, rooms int, rate float64) (*runResult, error) {
+	args := []string{"-conns", strconv.Itoa(conns), "-rooms", strconv.Itoa(rooms), "-rate", fmt.Sprint(rate),
+		"-duration", o.duration.String(), "-size", "100", "-drain", "5s", "-json", "-q"}
 	switch {
-	case sys.serve == "nats-ws":
-		srv, err = startNATSServer(o, sys)
-	case sys.binary != "":
-		srv, err = startServer(o, sys)
+	case c.sys.serve == "nats-ws":
+		args = append(args, "-serve", c.sys.serve, "-url", "ws://"+c.srv.addr)
+	case c.srv != nil:
+		args = append(args, "-url", "ws://"+c.srv.addr+"/ws", "-secret", benchSecret, "-metrics-url", c.srv.metrics)
+	default:
+		args = append(args, "-serve", c.sys.serve)
 	}
-	if err != nil {
-		return nil, err
-	}
+	return runLoadgen(o, c.sys.name+"-"+label, args)
+}
+
+// measure runs every system's workloads interleaved: each step of a
+// ladder runs on every system still climbing it, one after the other,
+// before the next step; so a drift of the machine (other tenants, heat)
+// over the minutes of a run falls on every system alike rather than on
+// whichever ran last. The servers are all up during the ladders; those not
+// under load sit idle. Memory is measured afterwards, one system at a
+// time, each on a server started afresh.
+func measure(o *options, systems []system) (map[string]*result, error) {
+	var cs []*contender
 	defer func() {
-		if srv != nil {
-			srv.stop()
+		for _, c := range cs {
+			if c.srv != nil {
+				c.srv.stop()
+			}
 		}
 	}()
-	lg := func(label string, conns, rooms int, rate float64) (*runResult, error) {
-		args := []string{"-conns", strconv.Itoa(conns), "-rooms", strconv.Itoa(rooms), "-rate", fmt.Sprint(rate),
-			"-duration", o.duration.String(), "-size", "100", "-drain", "5s", "-json", "-q"}
+	for _, sys := range systems {
+		c := &contender{sys: sys, res: &result{}}
+		var err error
 		switch {
 		case sys.serve == "nats-ws":
-			args = append(args, "-serve", sys.serve, "-url", "ws://"+srv.addr)
-		case srv != nil:
-			args = append(args, "-url", "ws://"+srv.addr+"/ws", "-secret", benchSecret, "-metrics-url", srv.metrics)
-		default:
-			args = append(args, "-serve", sys.serve)
+			c.srv, err = startNATSServer(o, sys)
+		case sys.binary != "":
+			c.srv, err = startServer(o, sys)
 		}
-		return runLoadgen(o, sys.name+"-"+label, args)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", sys.name, err)
+		}
+		cs = append(cs, c)
+	}
+	each := func(f func(c *contender) error) error {
+		for _, c := range cs {
+			if c.done {
+				continue
+			}
+			if err := f(c); err != nil {
+				return fmt.Errorf("%s: %w", c.sys.name, err)
+			}
+		}
+		return nil
 	}
 	perRoom := 100.0
-	fmt.Fprintf(os.Stderr, "== %s\n", sys.name)
-	if res.light, err = lg("light", 1000, 10, o.light/perRoom); err != nil {
+	fmt.Fprintf(os.Stderr, "== light\n")
+	if err := each(func(c *contender) (err error) {
+		c.res.light, err = c.lg(o, "light", 1000, 10, o.light/perRoom)
+		return err
+	}); err != nil {
 		return nil, err
 	}
 	// The ladder goes on past the first failed step until the system
 	// saturates (or for at most maxPastFail steps): a step that fails the
 	// p99 bound is not yet a system that cannot keep up, and the p99
 	// comparison is made where the base saturates.
-	past := 0
 	for _, d := range o.ladder {
-		r, err := lg(fmt.Sprintf("fanout-%.0f", d), 1000, 10, d/perRoom)
-		if err != nil {
+		fmt.Fprintf(os.Stderr, "== fan-out %.0f\n", d)
+		if err := each(func(c *contender) error { return c.fanoutStep(o, d, perRoom) }); err != nil {
 			return nil, err
 		}
-		if !r.passes(o.p99Limit) && res.firstFail == nil {
-			// Once more: on a shared machine one burst of other work
-			// fails a step by itself.
-			again, err := lg(fmt.Sprintf("fanout-%.0f-again", d), 1000, 10, d/perRoom)
-			if err != nil {
-				return nil, err
-			}
-			if again.passes(o.p99Limit) || again.E2E.P99 < r.E2E.P99 {
-				r = again
-			}
-		}
-		r.target = d
-		res.steps = append(res.steps, r)
-		if r.passes(o.p99Limit) {
-			res.best = r
-		} else if res.firstFail == nil {
-			res.firstFail = r
-		}
-		if r.saturated(o.p99Limit) {
-			res.saturated = r
-			break
-		}
-		if res.firstFail != nil {
-			if past++; past > maxPastFail {
-				break
-			}
-		}
+	}
+	for _, c := range cs {
+		c.done = false
 	}
 	for _, rate := range o.sendLadder {
-		r, err := lg(fmt.Sprintf("send-%.0f", rate), 200, 200, rate)
-		if err != nil {
+		fmt.Fprintf(os.Stderr, "== send %.0f\n", rate)
+		if err := each(func(c *contender) error { return c.sendStep(o, rate) }); err != nil {
 			return nil, err
 		}
-		if !r.sendPasses() {
-			again, err := lg(fmt.Sprintf("send-%.0f-again", rate), 200, 200, rate)
-			if err != nil {
-				return nil, err
-			}
-			r = again
-		}
-		if res.sendCeil == nil {
-			res.sendCeil = r // the first step stands in when none passes
-		}
-		if !r.sendPasses() {
-			break
-		}
-		res.sendCeil = r
 	}
-	if srv != nil && sys.serve == "" && !o.quick {
+	results := map[string]*result{}
+	for _, c := range cs {
+		results[c.sys.name] = c.res
+		if c.srv == nil || c.sys.serve != "" || o.quick {
+			continue
+		}
 		// Memory is measured on a server of its own, started afresh: on
 		// the one that ran the ladders, caches of the runs before (the
 		// store's blocks, pools) are still being let go while the
 		// connections open, and a per-connection figure taken there is
 		// that noise.
-		srv.stop()
-		mem := sys
+		c.srv.stop()
+		mem := c.sys
 		mem.name += "-memory"
-		if srv, err = startServer(o, mem); err != nil {
-			return nil, err
+		var err error
+		if c.srv, err = startServer(o, mem); err != nil {
+			return nil, fmt.Errorf("%s: %w", c.sys.name, err)
 		}
-		if res.idle, err = idleMemory(o, sys, srv); err != nil {
-			return nil, err
+		if c.res.idle, err = idleMemory(o, c.sys, c.srv); err != nil {
+			return nil, fmt.Errorf("%s: %w", c.sys.name, err)
 		}
-		if res.joined, err = joinedMemory(o, sys, srv, lg); err != nil {
-			return nil, err
+		lg := func(label string, conns, rooms int, rate float64) (*runResult, error) {
+			return c.lg(o, label, conns, rooms, rate)
+		}
+		if c.res.joined, err = joinedMemory(o, c.sys, c.srv, lg); err != nil {
+			return nil, fmt.Errorf("%s: %w", c.sys.name, err)
+		}
+		c.srv.stop()
+		c.srv = nil
+	}
+	return results, nil
+}
+
+// fanoutStep runs the fan-out step of d deliveries/s asked.
+func (c *contender) fanoutStep(o *options, d, perRoom float64) error {
+	res := c.res
+	r, err := c.lg(o, fmt.Sprintf("fanout-%.0f", d), 1000, 10, d/perRoom)
+	if err != nil {
+		return err
+	}
+	if !r.passes(o.p99Limit) && res.firstFail == nil {
+		// Once more: on a shared machine one burst of other work fails a
+		// step by itself.
+		again, err := c.lg(o, fmt.Sprintf("fanout-%.0f-again", d), 1000, 10, d/perRoom)
+		if err != nil {
+			return err
+		}
+		if again.passes(o.p99Limit) || again.E2E.P99 < r.E2E.P99 {
+			r = again
 		}
 	}
-	return res, nil
+	r.target = d
+	res.steps = append(res.steps, r)
+	if r.passes(o.p99Limit) {
+		res.best = r
+	} else if res.firstFail == nil {
+		res.firstFail = r
+	}
+	if r.saturated(o.p99Limit) {
+		res.saturated = r
+		c.done = true
+		return nil
+	}
+	if res.firstFail != nil {
+		if c.past++; c.past > maxPastFail {
+			c.done = true
+		}
+	}
+	return nil
+}
+
+// sendStep runs the send-ceiling step of rate sends/s offered.
+func (c *contender) sendStep(o *options, rate float64) error {
+	res := c.res
+	r, err := c.lg(o, fmt.Sprintf("send-%.0f", rate), 200, 200, rate)
+	if err != nil {
+		return err
+	}
+	if !r.sendPasses() {
+		again, err := c.lg(o, fmt.Sprintf("send-%.0f-again", rate), 200, 200, rate)
+		if err != nil {
+			return err
+		}
+		r = again
+	}
+	if res.sendCeil == nil {
+		res.sendCeil = r // the first step stands in when none passes
+	}
+	if !r.sendPasses() {
+		c.done = true
+		return nil
+	}
+	res.sendCeil = r
+	return nil
 }
 
 const benchSecret = "bench-compare-secret-0123456789abcdef" // 32 bytes at least
