@@ -2,7 +2,9 @@
 // pass, hands over the members of a top-level object, for the read paths
 // that see one small object per message (a client's command at the edge,
 // a stream's ack to a publish) and want its few keys without the maps,
-// copies and reflection of encoding/json.
+// copies and reflection of encoding/json. Every loop is bounded by the
+// text's length; nesting is followed with a stack of one byte a level, at
+// most MaxDepth.
 package jsonscan
 
 import (
@@ -10,14 +12,6 @@ import (
 	"encoding/json"
 	"unicode/utf8"
 )
-
-// Scan checks the text as json.Valid does (the same grammar, the same
-// nesting limit, bytes of 0x80 and more taken as they are) and, in the
-// same pass, gives the members of a top-level object in order, as slices
-// of the text: no map, no copy, no reflection. Decoding a member's value
-// stays with encoding/json where it is not a plain string. Every loop is
-// bounded by the text's length; nesting is followed with a stack of one
-// byte a level, at most MaxDepth.
 
 // MaxDepth is encoding/json's nesting limit (its scanner's
 // maxNestingDepth): text nested deeper is not JSON to it, nor to us.

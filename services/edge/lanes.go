@@ -18,12 +18,12 @@ import (
 // stack it grew for the next lane of any connection); different lanes,
 // and commands of no lane, run side by side. A command of the inline lane
 // runs on the reader itself, so nothing read after it starts before it is
-// answered. At most MaxCommandsInFlight
-// commands of a connection are accepted and not yet answered; the reader
-// waits for one to end before it takes the next (back-pressure: a client
-// that floods stops being read, nothing is refused), so a connection costs
-// at most that many goroutines, and an idle one none (the pool's idle
-// workers belong to no connection, and end when idle for a while).
+// answered. At most MaxCommandsInFlight commands of a connection are
+// accepted and not yet answered; the reader waits for one to end before it
+// takes the next (back-pressure: a client that floods stops being read,
+// nothing is refused), so a connection costs at most that many goroutines,
+// and an idle one none (the pool's idle workers belong to no connection,
+// and end when idle for a while).
 
 // Lanes that are not a conversation's.
 const (

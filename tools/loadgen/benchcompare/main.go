@@ -207,7 +207,6 @@ func measure(o *options, systems []system) (map[string]*result, error) {
 		}
 		return nil
 	}
-	perRoom := 100.0
 	fmt.Fprintf(os.Stderr, "== light\n")
 	if err := each(func(c *contender) (err error) {
 		c.res.light, err = c.lg(o, "light", 1000, 10, o.light/perRoom)
@@ -215,13 +214,9 @@ func measure(o *options, systems []system) (map[string]*result, error) {
 	}); err != nil {
 		return nil, err
 	}
-	// The ladder goes on past the first failed step until the system
-	// saturates (or for at most maxPastFail steps): a step that fails the
-	// p99 bound is not yet a system that cannot keep up, and the p99
-	// comparison is made where the base saturates.
 	for _, d := range o.ladder {
 		fmt.Fprintf(os.Stderr, "== fan-out %.0f\n", d)
-		if err := each(func(c *contender) error { return c.fanoutStep(o, d, perRoom) }); err != nil {
+		if err := each(func(c *contender) error { return c.fanoutStep(o, d) }); err != nil {
 			return nil, err
 		}
 	}
@@ -252,13 +247,10 @@ func measure(o *options, systems []system) (map[string]*result, error) {
 		if c.srv, err = startServer(o, mem); err != nil {
 			return nil, fmt.Errorf("%s: %w", c.sys.name, err)
 		}
-		if c.res.idle, err = idleMemory(o, c.sys, c.srv); err != nil {
+		if c.res.idle, err = idleMemory(o, c); err != nil {
 			return nil, fmt.Errorf("%s: %w", c.sys.name, err)
 		}
-		lg := func(label string, conns, rooms int, rate float64) (*runResult, error) {
-			return c.lg(o, label, conns, rooms, rate)
-		}
-		if c.res.joined, err = joinedMemory(o, c.sys, c.srv, lg); err != nil {
+		if c.res.joined, err = joinedMemory(o, c); err != nil {
 			return nil, fmt.Errorf("%s: %w", c.sys.name, err)
 		}
 		c.srv.stop()
@@ -267,8 +259,15 @@ func measure(o *options, systems []system) (map[string]*result, error) {
 	return results, nil
 }
 
-// fanoutStep runs the fan-out step of d deliveries/s asked.
-func (c *contender) fanoutStep(o *options, d, perRoom float64) error {
+// perRoom is the members of a fan-out room (10 rooms of 1,000 sockets).
+const perRoom = 100.0
+
+// fanoutStep runs the fan-out step of d deliveries/s asked. The ladder
+// goes on past the first failed step until the system saturates (or for
+// at most maxPastFail steps): a step that fails the p99 bound is not yet a
+// system that cannot keep up, and the p99 comparison is made where the
+// base saturates.
+func (c *contender) fanoutStep(o *options, d float64) error {
 	res := c.res
 	r, err := c.lg(o, fmt.Sprintf("fanout-%.0f", d), 1000, 10, d/perRoom)
 	if err != nil {

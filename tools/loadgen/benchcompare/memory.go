@@ -23,7 +23,8 @@ type memRun struct {
 const memConns = 10000
 
 // idleMemory holds 10,000 idle connections (loadgen -mode idle).
-func idleMemory(o *options, sys system, srv *server) (*memRun, error) {
+func idleMemory(o *options, c *contender) (*memRun, error) {
+	sys, srv := c.sys, c.srv
 	args := []string{"-mode", "idle", "-url", "ws://" + srv.addr + "/ws", "-secret", benchSecret, "-metrics-url", srv.metrics,
 		"-conns", strconv.Itoa(memConns), "-duration", "6s", "-settle", "1s", "-json", "-q"}
 	m, err := measureMemory(o, srv, func() error {
@@ -39,9 +40,10 @@ func idleMemory(o *options, sys system, srv *server) (*memRun, error) {
 
 // joinedMemory runs 10,000 connections in 100 rooms of 100 at a light
 // load (2,000 deliveries/s).
-func joinedMemory(o *options, sys system, srv *server, lg func(string, int, int, float64) (*runResult, error)) (*memRun, error) {
+func joinedMemory(o *options, c *contender) (*memRun, error) {
+	sys, srv := c.sys, c.srv
 	m, err := measureMemory(o, srv, func() error {
-		_, err := lg("joined", memConns, memConns/100, 20)
+		_, err := c.lg(o, "joined", memConns, memConns/100, 20)
 		return err
 	})
 	if err == nil {

@@ -18,6 +18,7 @@ func scaling(o *options) error {
 		return err
 	}
 	defer srv.stop()
+	c := &contender{sys: sys, srv: srv}
 	const delivered = 20000
 	type shape struct{ conns, members int }
 	var shapes []shape
@@ -34,10 +35,7 @@ func scaling(o *options) error {
 	for _, sh := range shapes {
 		rooms := sh.conns / sh.members
 		rate := float64(delivered) / float64(sh.members)
-		args := []string{"-url", "ws://" + srv.addr + "/ws", "-secret", benchSecret, "-metrics-url", srv.metrics,
-			"-conns", fmt.Sprint(sh.conns), "-rooms", fmt.Sprint(rooms), "-rate", fmt.Sprint(rate),
-			"-duration", o.duration.String(), "-size", "100", "-drain", "5s", "-json", "-q"}
-		r, err := runLoadgen(o, fmt.Sprintf("scale-%d-%d", sh.conns, sh.members), args)
+		r, err := c.lg(o, fmt.Sprintf("scale-%d-%d", sh.conns, sh.members), sh.conns, rooms, rate)
 		if err != nil {
 			return err
 		}
