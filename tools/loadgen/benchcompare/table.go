@@ -107,7 +107,9 @@ func printTable(o *options, systems []system, res map[string]*result, load0, loa
 	}
 	if base.idle != nil {
 		memRow("idle heap KiB per conn (10,000)", func(r *result) float64 { return r.idle.heapPer / 1024 })
+		memRow("idle live heap KiB per conn (10,000)", func(r *result) float64 { return r.idle.livePer / 1024 })
 		memRow("joined heap KB per conn (100 x 100)", func(r *result) float64 { return r.joined.heapPer / 1000 })
+		memRow("joined live heap KB per conn (100 x 100)", func(r *result) float64 { return r.joined.livePer / 1000 })
 	}
 	_ = w.Flush()
 	fmt.Println()
