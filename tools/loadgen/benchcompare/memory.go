@@ -25,6 +25,18 @@ type memRun struct {
 
 const memConns = 10000
 
+// The server's metrics that the memory runs read (scrape reads only
+// these).
+const (
+	mHeapInuse = "go_memstats_heap_inuse_bytes"
+	mHeapAlloc = "go_memstats_heap_alloc_bytes"
+	mRSS       = "process_resident_memory_bytes"
+	mEdgeConns = "switchboard_edge_connections"
+	mPresConns = "switchboard_presence_connections"
+)
+
+var scraped = map[string]bool{mHeapInuse: true, mHeapAlloc: true, mRSS: true, mEdgeConns: true, mPresConns: true}
+
 // idleMemory holds 10,000 idle connections (loadgen -mode idle).
 func idleMemory(o *options, c *contender) (*memRun, error) {
 	sys, srv := c.sys, c.srv
@@ -64,7 +76,7 @@ func measureMemory(o *options, srv *server, load func() error) (*memRun, error) 
 	// The connections of the run before are gone first.
 	for deadline := time.Now().Add(15 * time.Second); ; {
 		m, err := scrape(srv.metrics)
-		if err == nil && m["switchboard_edge_connections"] == 0 {
+		if err == nil && m[mEdgeConns] == 0 {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -113,16 +125,16 @@ func measureMemory(o *options, srv *server, load func() error) (*memRun, error) 
 		return nil, fmt.Errorf("the server never held %d connections in both the edge and presence", memConns)
 	}
 	return &memRun{
-		heapPer: (last["go_memstats_heap_inuse_bytes"] - base["go_memstats_heap_inuse_bytes"]) / memConns,
-		livePer: (last["go_memstats_heap_alloc_bytes"] - base["go_memstats_heap_alloc_bytes"]) / memConns,
-		rssPer:  (last["process_resident_memory_bytes"] - base["process_resident_memory_bytes"]) / memConns,
+		heapPer: (last[mHeapInuse] - base[mHeapInuse]) / memConns,
+		livePer: (last[mHeapAlloc] - base[mHeapAlloc]) / memConns,
+		rssPer:  (last[mRSS] - base[mRSS]) / memConns,
 	}, nil
 }
 
 // allHeld reports whether the edge and the presence service both hold
 // memConns connections.
 func allHeld(m map[string]float64) bool {
-	return m["switchboard_edge_connections"] >= memConns && m["switchboard_presence_connections"] >= memConns
+	return m[mEdgeConns] >= memConns && m[mPresConns] >= memConns
 }
 
 // afterGC forces a collection in the server, then reads its metrics.
@@ -136,15 +148,14 @@ func afterGC(srv *server) (map[string]float64, error) {
 	return scrape(srv.metrics)
 }
 
-// scrape reads a few gauges of a Prometheus page (summed over labels).
+// scrape reads the gauges in scraped from a Prometheus page (summed over
+// labels).
 func scrape(url string) (map[string]float64, error) {
 	resp, err := http.Get(url)
 	if err != nil {
 		return nil, err
 	}
 	defer resp.Body.Close()
-	want := map[string]bool{"go_memstats_heap_inuse_bytes": true, "go_memstats_heap_alloc_bytes": true, "process_resident_memory_bytes": true,
-		"switchboard_edge_connections": true, "switchboard_presence_connections": true}
 	out := map[string]float64{}
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
@@ -157,7 +168,7 @@ func scrape(url string) (map[string]float64, error) {
 		if i := strings.IndexAny(line, "{ "); i >= 0 {
 			name = line[:i]
 		}
-		if !want[name] {
+		if !scraped[name] {
 			continue
 		}
 		f := strings.Fields(line)
